@@ -1,1 +1,190 @@
-fn main() {}
+//! The `pgvigil` command: `run`, `check`, `certs`, `demo`.
+
+use clap::{Parser, Subcommand};
+use pgvigil::audit::AuditWriter;
+use pgvigil::frontend::{listener, Shared};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "pgvigil",
+    version,
+    about = "PostgreSQL wire-protocol audit proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Configuration file.
+        #[arg(long, env = "PGVIGIL_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: exit 0, or print each error with its line.
+    Check {
+        #[arg(long, env = "PGVIGIL_CONFIG")]
+        config: PathBuf,
+    },
+    /// Write a development CA, a server certificate and a client certificate (PEM).
+    Certs {
+        /// Folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names and addresses for the server certificate (default: localhost, 127.0.0.1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// The client certificate's CN (the user name it authenticates).
+        #[arg(long, default_value = "postgres")]
+        client_user: String,
+    },
+    /// Start a throwaway PostgreSQL with pgvigil in front of it, and show how to connect.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Check { config } => match pgvigil::config::load(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Certs {
+            out,
+            hosts,
+            client_user,
+        } => match pgvigil::certs::write_dev_certs(&out, &hosts, &client_user) {
+            Ok(c) => {
+                println!("{}", c.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgvigil certs: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Demo => {
+            runtime_then(|| async { pgvigil::demo::run_demo().await.map_err(|e| e.to_string()) })
+        }
+        Command::Run { config } => runtime_then(|| run(config)),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime_then<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgvigil: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(f()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgvigil: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(path: PathBuf) -> Result<(), String> {
+    let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
+    pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(pgvigil::metrics::Metrics::new());
+    let audit_log = resolve(&path, &config.file.audit.log);
+    let (sink, writer) = AuditWriter::start(
+        &audit_log,
+        config.file.audit.queue_capacity,
+        metrics.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let addr = config.file.listen.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e} (change [listen] addr)"))?;
+    tracing::info!(%addr, audit_log = %audit_log, "pgvigil listening");
+    let shared = Arc::new(Shared::new(config, sink, metrics));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(signals(shared.clone(), path, stop_tx));
+    listener::serve(shared.clone(), listener, stop_rx).await;
+    signals.abort();
+    // Every session has ended: the last audit sink goes with `shared`, then the writer drains.
+    drop(shared);
+    tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .map_err(|e| format!("audit writer: {e}"))?;
+    tracing::info!("pgvigil stopped");
+    Ok(())
+}
+
+/// The audit log path: relative paths are relative to the config file, like other paths.
+fn resolve(config_path: &std::path::Path, log: &str) -> String {
+    if log == "-" || std::path::Path::new(log).is_absolute() {
+        return log.to_string();
+    }
+    match config_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(log).display().to_string(),
+        _ => log.to_string(),
+    }
+}
+
+/// SIGTERM/SIGINT stop; SIGHUP reloads the config (the running one stays if the new one is
+/// invalid; the listen address and audit log are fixed until restart).
+async fn signals(shared: Arc<Shared>, path: PathBuf, stop: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match pgvigil::config::load(&path) {
+                Ok(new) => {
+                    let old = shared.config();
+                    if new.file.listen.addr != old.file.listen.addr || new.file.audit.log != old.file.audit.log {
+                        tracing::warn!("listen.addr and audit.log changes take effect at restart");
+                    }
+                    shared.set_config(new);
+                    tracing::info!("configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
+            },
+        }
+    }
+    tracing::info!("shutdown requested");
+    let _ = stop.send(true);
+}

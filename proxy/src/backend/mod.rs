@@ -1,1 +1,42 @@
-//! TODO
+//! The server-facing side: connecting to PostgreSQL (TCP, libpq-style TLS negotiation),
+//! authenticating upstream with the client's password, and reading the server's startup
+//! messages up to the first ReadyForQuery.
+
+mod auth;
+mod connect;
+
+pub use auth::{authenticate, AuthOutcome, UpstreamAuth};
+pub use connect::{connect, ServerConn};
+
+use crate::wire::WireError;
+
+/// Errors of the backend layer.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot connect to PostgreSQL at {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to PostgreSQL at {addr} timed out after {secs:.1}s")]
+    ConnectTimeout { addr: String, secs: f64 },
+    #[error("PostgreSQL at {addr} does not support SSL, but sslmode={sslmode} requires it")]
+    TlsRefused { addr: String, sslmode: &'static str },
+    #[error("TLS handshake with PostgreSQL at {addr} failed: {source}")]
+    TlsHandshake {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("PostgreSQL sent data after its SSL response and before the TLS handshake")]
+    InjectedBytes,
+    #[error("unexpected reply to SSLRequest: {0:#04x}")]
+    BadSslReply(u8),
+    #[error("protocol error from PostgreSQL: {0}")]
+    Wire(#[from] WireError),
+    #[error("unexpected message {tag:?} from PostgreSQL during {phase}")]
+    Unexpected { tag: char, phase: &'static str },
+    #[error("PostgreSQL asked for an authentication method the proxy cannot perform ({0})")]
+    UnsupportedAuth(String),
+    #[error("SCRAM exchange with PostgreSQL failed: {0}")]
+    Scram(String),
+}

@@ -1,1 +1,170 @@
-//! TODO
+//! The client-facing side: accepting connections, the startup negotiation (TLS, GSS,
+//! cancel, protocol version), client authentication, and the session relay.
+//!
+//! # Phases of a connection
+//! 1. [`listener`] accepts, enforces `max_client_conn`, reads a PROXY header if configured.
+//! 2. [`negotiate`] answers SSLRequest/GSSENCRequest/direct TLS and reads the StartupMessage
+//!    (or a CancelRequest, handed to [`cancel`]).
+//! 3. [`login`] authenticates the client (password or passthrough) against the server and
+//!    completes the server's startup, substituting the proxy's own cancel key.
+//! 4. [`relay`] forwards both directions until one side ends.
+//!
+//! [`session`] runs these phases for one connection inside its tracing span, and writes the
+//! session's audit events.
+
+pub mod cancel;
+pub mod listener;
+pub mod login;
+pub mod negotiate;
+pub mod proxy_protocol;
+pub mod relay;
+pub mod session;
+
+use crate::audit::AuditSink;
+use crate::backend::BackendError;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::wire::messages::{error_response, Severity};
+use crate::wire::WireError;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Errors of the client-facing layer.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error("client protocol error: {0}")]
+    Wire(#[from] WireError),
+    #[error("TLS handshake with the client failed: {0}")]
+    TlsHandshake(std::io::Error),
+    #[error("client sent data after SSLRequest, before the TLS handshake")]
+    InjectedBytes,
+    #[error("direct TLS connection without the postgresql ALPN protocol")]
+    NoAlpn,
+    #[error("direct TLS requested but TLS is disabled")]
+    DirectTlsDisabled,
+    #[error("unsupported frontend protocol {major}.{minor}")]
+    UnsupportedProtocol { major: u16, minor: u16 },
+    #[error("no user name in the startup packet")]
+    NoUser,
+    #[error("unexpected message {0:?} from the client")]
+    Unexpected(char),
+    #[error("invalid PROXY protocol header: {0}")]
+    ProxyHeader(String),
+    /// The proxy refused the login itself (TLS required, certificate name, ...).
+    #[error("{message}")]
+    Refused {
+        sqlstate: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
+    /// The server refused the login; its ErrorResponse was already forwarded.
+    #[error("server refused the login: {reason}")]
+    Rejected {
+        sqlstate: Option<String>,
+        reason: String,
+    },
+    #[error("client disconnected during authentication")]
+    ClientGone,
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+}
+
+impl FrontendError {
+    /// The ErrorResponse the client should get before the socket closes, if any.
+    pub fn client_error(&self) -> Option<Bytes> {
+        let (code, msg, hint): (&str, String, Option<&str>) = match self {
+            FrontendError::Wire(WireError::TooLong { .. })
+            | FrontendError::Wire(WireError::BadLength { .. }) => {
+                ("08P01", "invalid message length".into(), None)
+            }
+            FrontendError::Wire(WireError::Malformed(what)) => (
+                "08P01",
+                format!("invalid startup packet layout: {what}"),
+                None,
+            ),
+            FrontendError::UnsupportedProtocol { major, minor } => (
+                "0A000",
+                format!(
+                    "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                ),
+                None,
+            ),
+            FrontendError::NoUser => (
+                "28000",
+                "no PostgreSQL user name specified in startup packet".into(),
+                None,
+            ),
+            FrontendError::Unexpected(tag) => (
+                "08P01",
+                format!("invalid frontend message type {}", *tag as u32),
+                None,
+            ),
+            FrontendError::Refused {
+                sqlstate,
+                message,
+                hint,
+            } => {
+                return Some(error_response(
+                    Severity::Fatal,
+                    sqlstate,
+                    message,
+                    hint.as_deref(),
+                ))
+            }
+            FrontendError::Backend(e) => (
+                "08006",
+                format!("pgvigil cannot reach the database server: {e}"),
+                None,
+            ),
+            _ => return None,
+        };
+        Some(error_response(Severity::Fatal, code, &msg, hint))
+    }
+}
+
+/// What every session shares: the live config, the audit sink, metrics, cancel keys.
+pub struct Shared {
+    config: RwLock<Arc<Config>>,
+    pub audit: AuditSink,
+    pub metrics: Arc<Metrics>,
+    pub cancels: cancel::CancelRegistry,
+    session_prefix: u32,
+    session_seq: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config, audit: AuditSink, metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            config: RwLock::new(Arc::new(config)),
+            audit,
+            metrics,
+            cancels: cancel::CancelRegistry::default(),
+            session_prefix: rand::random(),
+            session_seq: AtomicU64::new(1),
+        }
+    }
+
+    /// The current config; a session keeps the snapshot it started with.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the config atomically (already validated).
+    pub fn set_config(&self, config: Config) {
+        let new = Arc::new(config);
+        match self.config.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// A new session id, unique per client connection and across restarts.
+    pub fn next_session_id(&self) -> String {
+        let n = self.session_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n}", self.session_prefix)
+    }
+}

@@ -1,1 +1,161 @@
-//! TODO
+//! Prometheus metrics: names in one place, handles registered once (a per-event registry
+//! lookup would sit on the relay's hot path), and the HTTP exporter.
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram};
+use std::net::SocketAddr;
+
+/// Errors of the metrics layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot start the metrics listener on {addr}: {detail}")]
+    Listen { addr: SocketAddr, detail: String },
+}
+
+/// How a client connection ended up, for `pgvigil_connections_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnResult {
+    /// Authenticated and relayed.
+    Ok,
+    /// Authentication failed (wrong password, refused by the server or by the proxy).
+    AuthFailure,
+    /// Refused: `max_client_conn` reached.
+    TooMany,
+    /// Did not authenticate within `startup_timeout`.
+    Timeout,
+    /// Broke the protocol before authenticating.
+    ProtocolError,
+    /// The server could not be reached.
+    UpstreamError,
+    /// A cancel request (a connection of its own).
+    Cancel,
+}
+
+impl ConnResult {
+    fn label(self) -> &'static str {
+        match self {
+            ConnResult::Ok => "ok",
+            ConnResult::AuthFailure => "auth_failure",
+            ConnResult::TooMany => "too_many",
+            ConnResult::Timeout => "timeout",
+            ConnResult::ProtocolError => "protocol_error",
+            ConnResult::UpstreamError => "upstream_error",
+            ConnResult::Cancel => "cancel",
+        }
+    }
+    const ALL: [ConnResult; 7] = [
+        ConnResult::Ok,
+        ConnResult::AuthFailure,
+        ConnResult::TooMany,
+        ConnResult::Timeout,
+        ConnResult::ProtocolError,
+        ConnResult::UpstreamError,
+        ConnResult::Cancel,
+    ];
+}
+
+/// Outcome of a cancel request.
+#[derive(Debug, Clone, Copy)]
+pub enum CancelResult {
+    Forwarded,
+    Unknown,
+    Error,
+}
+
+/// Registered metric handles.
+pub struct Metrics {
+    pub client_connections: Gauge,
+    connections: [Counter; 7],
+    pub auth_failures: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub upstream_connect_seconds: Histogram,
+    cancel: [Counter; 3],
+    pub audit_events: Counter,
+    pub audit_write_errors: Counter,
+    pub audit_dropped: Counter,
+    pub audit_queue_depth: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric with the installed recorder (or the no-op one).
+    pub fn new() -> Metrics {
+        describe_gauge!("pgvigil_client_connections", "Client connections open now");
+        describe_counter!("pgvigil_connections_total", "Client connections by outcome");
+        describe_counter!("pgvigil_auth_failures_total", "Failed authentications");
+        describe_counter!(
+            "pgvigil_bytes_total",
+            "Bytes relayed, by direction (in = from clients)"
+        );
+        describe_histogram!(
+            "pgvigil_upstream_connect_seconds",
+            "Time to connect to PostgreSQL (TCP and TLS)"
+        );
+        describe_counter!(
+            "pgvigil_cancel_requests_total",
+            "Cancel requests by outcome"
+        );
+        describe_counter!("pgvigil_audit_events_total", "Audit events written");
+        describe_counter!("pgvigil_audit_write_errors_total", "Audit log write errors");
+        describe_counter!(
+            "pgvigil_audit_dropped_total",
+            "Audit events dropped (backpressure = drop)"
+        );
+        describe_gauge!(
+            "pgvigil_audit_queue_depth",
+            "Audit events waiting for the writer"
+        );
+        Metrics {
+            client_connections: gauge!("pgvigil_client_connections"),
+            connections: ConnResult::ALL
+                .map(|r| counter!("pgvigil_connections_total", "result" => r.label())),
+            auth_failures: counter!("pgvigil_auth_failures_total"),
+            bytes_in: counter!("pgvigil_bytes_total", "direction" => "in"),
+            bytes_out: counter!("pgvigil_bytes_total", "direction" => "out"),
+            upstream_connect_seconds: histogram!("pgvigil_upstream_connect_seconds"),
+            cancel: ["forwarded", "unknown", "error"]
+                .map(|r| counter!("pgvigil_cancel_requests_total", "result" => r)),
+            audit_events: counter!("pgvigil_audit_events_total"),
+            audit_write_errors: counter!("pgvigil_audit_write_errors_total"),
+            audit_dropped: counter!("pgvigil_audit_dropped_total"),
+            audit_queue_depth: gauge!("pgvigil_audit_queue_depth"),
+        }
+    }
+
+    /// Counts a finished client connection.
+    pub fn connection(&self, r: ConnResult) {
+        self.connections[r as usize].increment(1);
+    }
+
+    /// Counts a cancel request.
+    pub fn cancel(&self, r: CancelResult) {
+        self.cancel[r as usize].increment(1);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Installs the Prometheus recorder, serving `/metrics` on `addr` when given. Must run
+/// inside the tokio runtime and before [`Metrics::new`].
+pub fn install(addr: Option<SocketAddr>) -> Result<(), MetricsError> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("pgvigil_upstream_connect_seconds".into()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .and_then(|b| b.install())
+        .map_err(|e| MetricsError::Listen {
+            addr,
+            detail: e.to_string(),
+        })
+}

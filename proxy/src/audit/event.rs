@@ -1,0 +1,159 @@
+//! The audit event types and their JSON shape.
+
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+/// RFC 3339, UTC, microseconds.
+const TS_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The current time as the audit log writes it.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(TS_FORMAT)
+        .unwrap_or_default()
+}
+
+/// Who and where: the fields every event of a session carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub client_addr: IpAddr,
+    pub client_port: u16,
+    pub application_name: Option<String>,
+    pub tls: bool,
+    /// How the user was authenticated upstream (e.g. `scram-sha-256`), or attempted to be.
+    pub auth_method: Option<String>,
+}
+
+/// An `auth_failure` event's own fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthFailure {
+    /// The server's SQLSTATE, or the proxy's for refusals it makes itself.
+    pub sqlstate: Option<String>,
+    pub reason: String,
+}
+
+/// A `session_end` event's own fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionEnd {
+    pub duration_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone)]
+pub enum AuditEvent {
+    SessionStart {
+        ts: String,
+        session: Arc<SessionInfo>,
+    },
+    AuthFailure {
+        ts: String,
+        session: Arc<SessionInfo>,
+        failure: AuthFailure,
+    },
+    SessionEnd {
+        ts: String,
+        session: Arc<SessionInfo>,
+        end: SessionEnd,
+    },
+}
+
+#[derive(Serialize)]
+struct Line<'a, T: Serialize> {
+    ts: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    session: &'a SessionInfo,
+    #[serde(flatten)]
+    extra: &'a T,
+}
+
+#[derive(Serialize)]
+struct Nothing {}
+
+impl AuditEvent {
+    /// Appends the event as one JSON line (with the newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            AuditEvent::SessionStart { ts, session } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "session_start",
+                    session,
+                    extra: &Nothing {},
+                },
+            ),
+            AuditEvent::AuthFailure {
+                ts,
+                session,
+                failure,
+            } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "auth_failure",
+                    session,
+                    extra: failure,
+                },
+            ),
+            AuditEvent::SessionEnd { ts, session, end } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "session_end",
+                    session,
+                    extra: end,
+                },
+            ),
+        }?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let s = Arc::new(SessionInfo {
+            session_id: "abc-1".into(),
+            user: Some("alice".into()),
+            database: Some("app".into()),
+            client_addr: "10.1.2.3".parse().unwrap(),
+            client_port: 5555,
+            application_name: None,
+            tls: true,
+            auth_method: Some("scram-sha-256".into()),
+        });
+        let mut out = Vec::new();
+        AuditEvent::AuthFailure {
+            ts: now_rfc3339(),
+            session: s,
+            failure: AuthFailure {
+                sqlstate: Some("28P01".into()),
+                reason: "password authentication failed for user \"alice\"".into(),
+            },
+        }
+        .write_json(&mut out)
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "auth_failure");
+        assert_eq!(v["client_addr"], "10.1.2.3");
+        assert_eq!(v["sqlstate"], "28P01");
+        assert_eq!(v["tls"], true);
+        let ts = v["ts"].as_str().unwrap();
+        assert_eq!(ts.len(), "2026-11-23T11:00:00.123456Z".len(), "{ts}");
+    }
+}

@@ -1,0 +1,200 @@
+//! The audit writer: a bounded queue in front of a dedicated thread that owns the file.
+//!
+//! A thread rather than a task because file writes and fsync block; keeping them off the
+//! runtime keeps them off every session's latency. Serialisation happens on the writer
+//! thread too, so a session pays for one channel send per event.
+
+use super::{AuditError, AuditEvent};
+use crate::metrics::Metrics;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often written events are forced to disk.
+const FSYNC_EVERY: Duration = Duration::from_secs(1);
+/// Events taken from the queue per write.
+const BATCH: usize = 1024;
+
+/// The sessions' handle: cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+}
+
+impl AuditSink {
+    /// Queues an event, waiting while the queue is full (nothing is dropped).
+    pub async fn emit(&self, event: AuditEvent) {
+        if self.tx.send(event).await.is_err() {
+            // Only possible after the writer died; it has logged why.
+            tracing::error!("audit writer has stopped; event not written");
+        }
+    }
+}
+
+/// Owner of the writer thread; [`AuditWriter::finish`] waits for the queue to drain.
+pub struct AuditWriter {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Out {
+    File(File),
+    Stdout,
+}
+
+impl Out {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::File(f) => f.write_all(buf),
+            Out::Stdout => {
+                let mut s = std::io::stdout().lock();
+                s.write_all(buf)?;
+                s.flush()
+            }
+        }
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::File(f) => f.sync_data(),
+            Out::Stdout => Ok(()),
+        }
+    }
+}
+
+impl AuditWriter {
+    /// Opens `log` ("-" for standard output) for appending and starts the writer thread.
+    pub fn start(
+        log: &str,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<(AuditSink, AuditWriter), AuditError> {
+        let out = if log == "-" {
+            Out::Stdout
+        } else {
+            let mut opts = OpenOptions::new();
+            opts.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o640);
+            }
+            Out::File(opts.open(log).map_err(|source| AuditError::Open {
+                path: log.to_string(),
+                source,
+            })?)
+        };
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let thread = std::thread::Builder::new()
+            .name("pgvigil-audit".into())
+            .spawn(move || run(rx, out, metrics))
+            .map_err(|source| AuditError::Open {
+                path: log.to_string(),
+                source,
+            })?;
+        Ok((
+            AuditSink { tx },
+            AuditWriter {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// Waits until every queued event is written and synced. Call after every
+    /// [`AuditSink`] clone is dropped.
+    pub fn finish(mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("audit writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(mut rx: mpsc::Receiver<AuditEvent>, mut out: Out, metrics: Arc<Metrics>) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut last_sync = Instant::now();
+    let mut dirty = false;
+    loop {
+        // Wait for the next event, but wake up to honour the fsync interval.
+        let first = if dirty {
+            let deadline = last_sync + FSYNC_EVERY;
+            match recv_until(&mut rx, deadline) {
+                Recv::Event(e) => Some(e),
+                Recv::Timeout => None,
+                Recv::Closed => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(e) => Some(e),
+                None => break,
+            }
+        };
+        if let Some(e) = first {
+            batch.push(e);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            metrics.audit_queue_depth.set(rx.len() as f64);
+            buf.clear();
+            for e in batch.drain(..) {
+                if let Err(err) = e.write_json(&mut buf) {
+                    metrics.audit_write_errors.increment(1);
+                    tracing::error!(error = %err, "cannot serialise an audit event");
+                } else {
+                    metrics.audit_events.increment(1);
+                }
+            }
+            write_or_report(&mut out, &buf, &metrics);
+            dirty = true;
+        }
+        if dirty && last_sync.elapsed() >= FSYNC_EVERY {
+            sync_or_report(&mut out, &metrics);
+            last_sync = Instant::now();
+            dirty = false;
+        }
+    }
+    if dirty {
+        sync_or_report(&mut out, &metrics);
+    }
+}
+
+enum Recv {
+    Event(AuditEvent),
+    Timeout,
+    Closed,
+}
+
+/// A blocking receive with a deadline, without a runtime: poll, then nap briefly.
+fn recv_until(rx: &mut mpsc::Receiver<AuditEvent>, deadline: Instant) -> Recv {
+    loop {
+        match rx.try_recv() {
+            Ok(e) => return Recv::Event(e),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Recv::Timeout;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
+    }
+}
+
+fn write_or_report(out: &mut Out, buf: &[u8], metrics: &Metrics) {
+    if let Err(e) = out.write_all(buf) {
+        metrics.audit_write_errors.increment(1);
+        tracing::error!(error = %e, bytes = buf.len(), "audit log write failed");
+    }
+}
+
+fn sync_or_report(out: &mut Out, metrics: &Metrics) {
+    if let Err(e) = out.sync() {
+        metrics.audit_write_errors.increment(1);
+        tracing::error!(error = %e, "audit log fsync failed");
+    }
+}

@@ -1,0 +1,160 @@
+//! Authenticating upstream with the client's password, whatever the server asks for:
+//! SCRAM-SHA-256 (with -PLUS channel binding over TLS), md5, cleartext, or nothing (trust).
+//!
+//! The SCRAM key derivation (thousands of HMAC rounds) runs on the blocking pool so a burst
+//! of logins does not stall the relays sharing the runtime's workers.
+
+use super::{BackendError, ServerConn};
+use crate::wire::frame::MAX_AUTH_MESSAGE;
+use crate::wire::messages::{
+    password_message, sasl_initial_response, sasl_response, AuthRequest, ErrorFields,
+};
+use bytes::Bytes;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use tokio::io::AsyncWriteExt;
+
+const SCRAM: &str = "SCRAM-SHA-256";
+const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+/// Refuse absurd iteration counts: a hostile server could otherwise burn our CPU.
+const MAX_SCRAM_ITERATIONS: u64 = 1 << 24;
+
+/// What the proxy authenticates with.
+pub struct UpstreamAuth<'a> {
+    pub user: &'a [u8],
+    pub password: &'a [u8],
+}
+
+/// How upstream authentication ended.
+#[derive(Debug)]
+pub enum AuthOutcome {
+    /// AuthenticationOk received; the connection continues with the startup messages.
+    Ok { method: &'static str },
+    /// The server refused: its ErrorResponse, as sent, to forward to the client.
+    Rejected {
+        method: &'static str,
+        raw: Bytes,
+        fields: ErrorFields,
+    },
+}
+
+/// Sends the StartupMessage and answers the server's authentication requests.
+pub async fn authenticate(
+    conn: &mut ServerConn,
+    startup: &Bytes,
+    auth: &UpstreamAuth<'_>,
+) -> Result<AuthOutcome, BackendError> {
+    write(conn, startup).await?;
+    let mut method = "trust";
+    let mut scram: Option<ScramSha256> = None;
+    loop {
+        let msg = conn.reader.next(&mut conn.stream, MAX_AUTH_MESSAGE).await?;
+        match msg.tag {
+            b'E' => {
+                return Ok(AuthOutcome::Rejected {
+                    method,
+                    fields: ErrorFields::parse(&msg.body),
+                    raw: msg.raw,
+                })
+            }
+            // A NegotiateProtocolVersion or notice before authentication: nothing to do.
+            b'v' | b'N' => continue,
+            b'R' => {}
+            other => {
+                return Err(BackendError::Unexpected {
+                    tag: other as char,
+                    phase: "authentication",
+                })
+            }
+        }
+        match AuthRequest::parse(&msg.body)? {
+            AuthRequest::Ok => return Ok(AuthOutcome::Ok { method }),
+            AuthRequest::Cleartext => {
+                method = "password";
+                write(conn, &password_message(auth.password)).await?;
+            }
+            AuthRequest::Md5 { salt } => {
+                method = "md5";
+                let hash =
+                    postgres_protocol::authentication::md5_hash(auth.user, auth.password, salt);
+                write(conn, &password_message(hash.as_bytes())).await?;
+            }
+            AuthRequest::Sasl { mechanisms } => {
+                let plus = mechanisms.iter().any(|m| m == SCRAM_PLUS);
+                let (mech, binding) = match (&conn.channel_binding, plus) {
+                    (Some(cb), true) => {
+                        method = "scram-sha-256-plus";
+                        (SCRAM_PLUS, ChannelBinding::tls_server_end_point(cb.clone()))
+                    }
+                    _ if mechanisms.iter().any(|m| m == SCRAM) => {
+                        method = "scram-sha-256";
+                        // 'y': we could bind but the server did not offer it; 'n': we can't.
+                        let cb = if conn.stream.is_tls() {
+                            ChannelBinding::unrequested()
+                        } else {
+                            ChannelBinding::unsupported()
+                        };
+                        (SCRAM, cb)
+                    }
+                    _ => return Err(BackendError::UnsupportedAuth(mechanisms.join(", "))),
+                };
+                let s = ScramSha256::new(auth.password, binding);
+                write(conn, &sasl_initial_response(mech, s.message())).await?;
+                scram = Some(s);
+            }
+            AuthRequest::SaslContinue(data) => {
+                let mut s = scram.take().ok_or(BackendError::Scram(
+                    "SASL continue without a SASL start".into(),
+                ))?;
+                check_iterations(&data)?;
+                let s = tokio::task::spawn_blocking(move || s.update(&data).map(|_| s))
+                    .await
+                    .map_err(|e| BackendError::Scram(e.to_string()))?
+                    .map_err(|e| BackendError::Scram(e.to_string()))?;
+                write(conn, &sasl_response(s.message())).await?;
+                scram = Some(s);
+            }
+            AuthRequest::SaslFinal(data) => {
+                // Verifies the server's signature: proves the server knows the secret.
+                let mut s = scram.take().ok_or(BackendError::Scram(
+                    "SASL final without a SASL exchange".into(),
+                ))?;
+                s.finish(&data)
+                    .map_err(|e| BackendError::Scram(e.to_string()))?;
+            }
+            AuthRequest::Other(code) => {
+                return Err(BackendError::UnsupportedAuth(format!(
+                    "authentication request code {code}"
+                )))
+            }
+        }
+    }
+}
+
+async fn write(conn: &mut ServerConn, bytes: &[u8]) -> Result<(), BackendError> {
+    conn.stream
+        .write_all(bytes)
+        .await
+        .map_err(crate::wire::WireError::from)?;
+    conn.stream
+        .flush()
+        .await
+        .map_err(crate::wire::WireError::from)?;
+    Ok(())
+}
+
+/// Reads `i=` from a SCRAM server-first message and refuses absurd values.
+fn check_iterations(server_first: &[u8]) -> Result<(), BackendError> {
+    let text = std::str::from_utf8(server_first)
+        .map_err(|_| BackendError::Scram("server-first message is not UTF-8".into()))?;
+    for attr in text.split(',') {
+        if let Some(i) = attr.strip_prefix("i=") {
+            let n: u64 = i
+                .parse()
+                .map_err(|_| BackendError::Scram("invalid iteration count".into()))?;
+            if n == 0 || n > MAX_SCRAM_ITERATIONS {
+                return Err(BackendError::Scram(format!("iteration count {n} refused")));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The configuration file's shape: one serde struct per TOML table, unknown keys refused.
+//!
+//! Defaults live here, next to the keys, so the README's reference and the code cannot drift
+//! apart silently: each default has a function named after its key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub upstream: Upstream,
+    /// PgBouncer-style routes: a client asking for database NAME goes to this upstream.
+    #[serde(default)]
+    pub databases: BTreeMap<String, DatabaseRoute>,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub audit: Audit,
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[listen]`: the client-facing socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default = "default_listen_addr")]
+    pub addr: SocketAddr,
+    /// Client connections beyond this are refused with FATAL 53300.
+    #[serde(default = "default_max_client_conn")]
+    pub max_client_conn: usize,
+    /// From accept to authenticated.
+    #[serde(default = "default_startup_timeout", with = "humantime_serde")]
+    pub startup_timeout: Duration,
+    /// On SIGTERM/SIGINT: how long sessions may drain before they are closed.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Accept the PROXY protocol (v1 or v2) header from a load balancer.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    #[serde(default)]
+    pub tls: ListenTls,
+}
+
+/// `[listen.tls]`: TLS on the client side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenTls {
+    #[serde(default = "default_client_tls_mode")]
+    pub mode: ClientTlsMode,
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// CA that signs client certificates (verify-ca, verify-full).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What the proxy demands of clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientTlsMode {
+    /// Refuse SSLRequest; plaintext only.
+    Disable,
+    /// TLS when the client asks, plaintext otherwise.
+    Allow,
+    /// TLS only.
+    Require,
+    /// TLS and a client certificate signed by `ca_file`.
+    VerifyCa,
+    /// As verify-ca, and the certificate's CN must equal the user name.
+    VerifyFull,
+}
+
+/// `[upstream]`: the PostgreSQL server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    #[serde(default = "default_upstream_host")]
+    pub host: String,
+    #[serde(default = "default_upstream_port")]
+    pub port: u16,
+    #[serde(default = "default_sslmode")]
+    pub sslmode: SslMode,
+    /// Root CA for verify-ca / verify-full; empty means none.
+    #[serde(default)]
+    pub ca_file: String,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// `[databases.NAME]`: any key of `[upstream]` overridden, plus the database name upstream.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseRoute {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub sslmode: Option<SslMode>,
+    pub ca_file: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    pub dbname: Option<String>,
+}
+
+/// libpq's `sslmode`, with libpq's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default = "default_auth_mode")]
+    pub mode: AuthMode,
+}
+
+/// How the proxy learns who authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Ask the client for its password, authenticate upstream with it.
+    Password,
+    /// Relay the server's own exchange; the proxy never sees the password.
+    Passthrough,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// JSON lines file; "-" for stdout.
+    #[serde(default = "default_audit_log")]
+    pub log: String,
+    /// Events waiting for the writer before sessions wait.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Prometheus listener; absent = off.
+    pub listen: Option<SocketAddr>,
+}
+
+fn default_listen_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6432))
+}
+fn default_max_client_conn() -> usize {
+    1000
+}
+fn default_startup_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_client_tls_mode() -> ClientTlsMode {
+    ClientTlsMode::Allow
+}
+fn default_upstream_host() -> String {
+    "127.0.0.1".to_string()
+}
+fn default_upstream_port() -> u16 {
+    5432
+}
+fn default_sslmode() -> SslMode {
+    SslMode::Prefer
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_auth_mode() -> AuthMode {
+    AuthMode::Password
+}
+fn default_audit_log() -> String {
+    "audit.jsonl".to_string()
+}
+fn default_queue_capacity() -> usize {
+    65_536
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            addr: default_listen_addr(),
+            max_client_conn: default_max_client_conn(),
+            startup_timeout: default_startup_timeout(),
+            shutdown_timeout: default_shutdown_timeout(),
+            proxy_protocol: false,
+            tls: ListenTls::default(),
+        }
+    }
+}
+
+impl Default for ListenTls {
+    fn default() -> Self {
+        ListenTls {
+            mode: default_client_tls_mode(),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            host: default_upstream_host(),
+            port: default_upstream_port(),
+            sslmode: default_sslmode(),
+            ca_file: String::new(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            mode: default_auth_mode(),
+        }
+    }
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            log: default_audit_log(),
+            queue_capacity: default_queue_capacity(),
+        }
+    }
+}

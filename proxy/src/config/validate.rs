@@ -1,0 +1,267 @@
+//! Semantic checks of a parsed config, and building what it needs (TLS settings), so a
+//! config that validates is a config that runs.
+
+use super::locate::line_of_key;
+use super::{
+    ClientTlsMode, Config, ConfigFile, ConfigIssue, DatabaseRoute, SslMode, Upstream,
+    UpstreamTarget,
+};
+use crate::tls::{ClientTls, UpstreamTls};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Checker<'a> {
+    text: &'a str,
+    base: &'a Path,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Checker<'_> {
+    fn issue(&mut self, key: &[&str], message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            line: line_of_key(self.text, key),
+            key: key.join("."),
+            message: message.into(),
+        });
+    }
+
+    /// Resolves a path relative to the config file's folder.
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// A file the config names must exist now, not at the first connection.
+    fn existing(&mut self, key: &[&str], p: &Path) -> Option<PathBuf> {
+        let full = self.path(p);
+        if full.is_file() {
+            Some(full)
+        } else {
+            self.issue(key, format!("file {} does not exist", full.display()));
+            None
+        }
+    }
+}
+
+/// Validates `file`; on success the TLS settings are built and ready.
+pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec<ConfigIssue>> {
+    let mut c = Checker {
+        text,
+        base,
+        issues: Vec::new(),
+    };
+    if file.listen.max_client_conn == 0 {
+        c.issue(&["listen", "max_client_conn"], "must be at least 1");
+    }
+    if file.listen.startup_timeout.is_zero() {
+        c.issue(&["listen", "startup_timeout"], "must be longer than 0s");
+    }
+    if file.audit.queue_capacity == 0 {
+        c.issue(&["audit", "queue_capacity"], "must be at least 1");
+    }
+    if file.audit.log.is_empty() {
+        c.issue(
+            &["audit", "log"],
+            "set a file path, or \"-\" for standard output",
+        );
+    }
+    let client_tls = client_tls(&mut c, &file);
+    let default_upstream = target(
+        &mut c,
+        &file.upstream,
+        &DatabaseRoute::default(),
+        &["upstream"],
+    );
+    let mut routes = std::collections::HashMap::new();
+    for (name, route) in &file.databases {
+        if let Some(t) = target(&mut c, &file.upstream, route, &["databases", name]) {
+            routes.insert(name.clone(), t);
+        }
+    }
+    match (c.issues.is_empty(), default_upstream) {
+        (true, Some(default_upstream)) => Ok(Config {
+            file,
+            path: PathBuf::new(),
+            client_tls,
+            default_upstream,
+            routes,
+        }),
+        _ => Err(c.issues),
+    }
+}
+
+fn client_tls(c: &mut Checker<'_>, file: &ConfigFile) -> Option<Arc<ClientTls>> {
+    let tls = &file.listen.tls;
+    if tls.mode == ClientTlsMode::Disable {
+        return None;
+    }
+    let key = |k: &'static str| ["listen", "tls", k];
+    let needs_ca = matches!(
+        tls.mode,
+        ClientTlsMode::VerifyCa | ClientTlsMode::VerifyFull
+    );
+    let cert = match &tls.cert_file {
+        Some(p) => c.existing(&key("cert_file"), p),
+        None => {
+            c.issue(
+                &key("cert_file"),
+                "TLS needs a server certificate: set cert_file and key_file (pgvigil certs --out certs \
+                 writes a development set), or set mode = \"disable\"",
+            );
+            None
+        }
+    };
+    let pkey = match &tls.key_file {
+        Some(p) => c.existing(&key("key_file"), p),
+        None => {
+            c.issue(
+                &key("key_file"),
+                "TLS needs the server certificate's private key: set key_file",
+            );
+            None
+        }
+    };
+    let ca = match (&tls.ca_file, needs_ca) {
+        (Some(p), _) => c.existing(&key("ca_file"), p),
+        (None, true) => {
+            c.issue(
+                &key("ca_file"),
+                "verify-ca and verify-full need ca_file, the CA that signs client certificates",
+            );
+            None
+        }
+        (None, false) => None,
+    };
+    let (cert, pkey) = (cert?, pkey?);
+    if needs_ca && ca.is_none() {
+        return None;
+    }
+    match ClientTls::new(
+        tls.mode,
+        &cert,
+        &pkey,
+        if needs_ca { ca.as_deref() } else { None },
+    ) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            c.issue(&key("cert_file"), e.to_string());
+            None
+        }
+    }
+}
+
+fn target(
+    c: &mut Checker<'_>,
+    up: &Upstream,
+    route: &DatabaseRoute,
+    at: &[&str],
+) -> Option<UpstreamTarget> {
+    let key = |k: &'static str| {
+        let mut v: Vec<&str> = at.to_vec();
+        v.push(k);
+        v
+    };
+    let host = route.host.clone().unwrap_or_else(|| up.host.clone());
+    let port = route.port.unwrap_or(up.port);
+    let sslmode = route.sslmode.unwrap_or(up.sslmode);
+    let ca_file = route.ca_file.clone().unwrap_or_else(|| up.ca_file.clone());
+    let connect_timeout = route.connect_timeout.unwrap_or(up.connect_timeout);
+    let before = c.issues.len();
+    if host.is_empty() {
+        c.issue(
+            &key("host"),
+            "set the PostgreSQL server's host name or address",
+        );
+    }
+    if port == 0 {
+        c.issue(&key("port"), "must be a TCP port from 1 to 65535");
+    }
+    if connect_timeout.is_zero() {
+        c.issue(&key("connect_timeout"), "must be longer than 0s");
+    }
+    if let Some(db) = &route.dbname {
+        if db.is_empty() || db.contains('\0') {
+            c.issue(&key("dbname"), "must be a non-empty database name");
+        }
+    }
+    let ca = if ca_file.is_empty() {
+        if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            c.issue(
+                &key("ca_file"),
+                format!(
+                    "sslmode = \"{}\" needs ca_file, the root CA of the server's certificate",
+                    sslmode.as_str()
+                ),
+            );
+        }
+        None
+    } else {
+        c.existing(&key("ca_file"), Path::new(&ca_file))
+    };
+    if c.issues.len() > before {
+        return None;
+    }
+    let tls = match UpstreamTls::new(sslmode, &host, ca.as_deref()) {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            c.issue(&key("sslmode"), e.to_string());
+            return None;
+        }
+    };
+    Some(UpstreamTarget {
+        host,
+        port,
+        sslmode,
+        connect_timeout,
+        dbname: route.dbname.clone(),
+        tls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use std::path::Path;
+
+    fn errors(text: &str) -> String {
+        match load_str(text, Path::new("/nonexistent/pgvigil.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_without_tls() {
+        assert_eq!(errors("[listen.tls]\nmode = \"disable\"\n"), "");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_line() {
+        let e = errors("[listen.tls]\nmode = \"disable\"\n[upstream]\nhots = \"x\"\n");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("hots"), "{e}");
+    }
+
+    #[test]
+    fn missing_files_and_ca_are_reported_each_with_line() {
+        let e = errors(
+            "[listen.tls]\nmode = \"verify-full\"\ncert_file = \"nope.crt\"\nkey_file = \"nope.key\"\n\
+             [upstream]\nsslmode = \"verify-full\"\n",
+        );
+        assert!(e.contains("line 3: listen.tls.cert_file"), "{e}");
+        assert!(e.contains("line 4: listen.tls.key_file"), "{e}");
+        assert!(e.contains("listen.tls.ca_file"), "{e}");
+        assert!(e.contains("line 6: upstream.ca_file"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_reported() {
+        let e = errors(
+            "[listen]\nstartup_timeout = \"ten seconds\"\n[listen.tls]\nmode = \"disable\"\n",
+        );
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,384 @@
+//! Client authentication, in the two modes, and the end of the server's startup.
+//!
+//! - `password`: the proxy asks the client for its password (cleartext, which is why it is
+//!   refused on an unencrypted non-loopback link) and authenticates upstream itself, with
+//!   whatever the server demands, SCRAM-SHA-256-PLUS included.
+//! - `passthrough`: the server's exchange is relayed message by message; the proxy only
+//!   removes SCRAM-SHA-256-PLUS (the client's channel binding would bind to the proxy's
+//!   certificate, not the server's) and explains the one case that cannot work.
+//!
+//! Either way the outcome is seen: AuthenticationOk, the server's ErrorResponse, or a client
+//! that hung up.
+
+use super::cancel::CancelKey;
+use super::{FrontendError, Shared};
+use crate::backend::{self, AuthOutcome, ServerConn, UpstreamAuth};
+use crate::config::{AuthMode, ClientTlsMode, Config, SslMode, UpstreamTarget};
+use crate::tls::MaybeTls;
+use crate::wire::frame::MAX_AUTH_MESSAGE;
+use crate::wire::messages::{
+    auth_cleartext, auth_ok, auth_sasl, backend_key_data, negotiate_protocol_version,
+    parse_password, parse_sasl_initial, AuthRequest, ErrorFields,
+};
+use crate::wire::startup::StartupMessage;
+use crate::wire::{FramedReader, Message, WireError};
+use bytes::{Bytes, BytesMut};
+use std::net::IpAddr;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use zeroize::Zeroize;
+
+/// Largest message expected while the server finishes its startup (ParameterStatus etc.).
+const MAX_STARTUP_REPLY: usize = 64 * 1024;
+
+/// An authenticated pair of connections, ready to relay.
+pub struct LoggedIn {
+    pub client_leftover: BytesMut,
+    pub server: MaybeTls,
+    pub server_leftover: BytesMut,
+    /// The proxy's cancel key for this client (unregistered on drop).
+    pub cancel_key: Option<CancelKey>,
+    pub server_is_tls: bool,
+}
+
+/// Everything login needs to know about the connection.
+pub struct LoginRequest<'a> {
+    pub config: &'a Config,
+    pub shared: &'a Shared,
+    pub target: &'a UpstreamTarget,
+    pub startup: &'a StartupMessage,
+    /// The audited client address (from the PROXY header when enabled).
+    pub client_addr: IpAddr,
+    /// Set as soon as the method is known, so a failure can report it.
+    pub auth_method: &'a mut Option<String>,
+}
+
+/// Authenticates the client and completes the server's startup.
+pub async fn login(
+    mut req: LoginRequest<'_>,
+    client: &mut MaybeTls,
+) -> Result<LoggedIn, FrontendError> {
+    let mut client_reader = FramedReader::new();
+    let options = req.startup.protocol_options();
+    if req.startup.minor > 0 || !options.is_empty() {
+        write(client, &negotiate_protocol_version(0, options)).await?;
+    }
+    let upstream_startup = req
+        .startup
+        .encode_upstream(req.target.dbname.as_deref().map(str::as_bytes));
+    let mut server = match req.config.file.auth.mode {
+        AuthMode::Password => {
+            password_login(&mut req, client, &mut client_reader, &upstream_startup).await?
+        }
+        AuthMode::Passthrough => {
+            passthrough_login(&mut req, client, &mut client_reader, &upstream_startup).await?
+        }
+    };
+    let prefix = match req.config.file.auth.mode {
+        AuthMode::Password => Some(auth_ok()),
+        AuthMode::Passthrough => None,
+    };
+    let cancel_key = finish_startup(&req, client, &mut server, prefix).await?;
+    let server_is_tls = server.stream.is_tls();
+    Ok(LoggedIn {
+        client_leftover: client_reader.into_leftover(),
+        server: server.stream,
+        server_leftover: server.reader.into_leftover(),
+        cancel_key,
+        server_is_tls,
+    })
+}
+
+async fn password_login(
+    req: &mut LoginRequest<'_>,
+    client: &mut MaybeTls,
+    reader: &mut FramedReader,
+    upstream_startup: &Bytes,
+) -> Result<ServerConn, FrontendError> {
+    let tls_mode = req.config.file.listen.tls.mode;
+    if !client.is_tls() && !req.client_addr.is_loopback() && tls_mode != ClientTlsMode::Disable {
+        return Err(FrontendError::Refused {
+            sqlstate: "28000",
+            message: "pgvigil does not accept a password over an unencrypted connection".into(),
+            hint: Some(
+                "connect with sslmode=require, or set [listen.tls] mode = \"disable\" in pgvigil's \
+                 configuration to allow plaintext passwords"
+                    .into(),
+            ),
+        });
+    }
+    write(client, &auth_cleartext()).await?;
+    let msg = read_client(client, reader).await?;
+    if msg.tag != b'p' {
+        return Err(FrontendError::Unexpected(msg.tag as char));
+    }
+    let mut password = parse_password(&msg.body)?.to_vec();
+    scrub(msg);
+    let user = req.startup.get("user").cloned().unwrap_or_default();
+    let result = authenticate_upstream(req, &user, &password, upstream_startup).await;
+    password.zeroize();
+    let (server, outcome) = result?;
+    match outcome {
+        AuthOutcome::Ok { method } => {
+            *req.auth_method = Some(method.to_string());
+            Ok(server)
+        }
+        AuthOutcome::Rejected {
+            method,
+            raw,
+            fields,
+        } => {
+            *req.auth_method = Some(method.to_string());
+            let _ = write(client, &raw).await;
+            Err(rejected(fields))
+        }
+    }
+}
+
+/// Connects and authenticates; with sslmode=allow a refused plaintext attempt is retried
+/// over TLS, as libpq does.
+async fn authenticate_upstream(
+    req: &LoginRequest<'_>,
+    user: &[u8],
+    password: &[u8],
+    startup: &Bytes,
+) -> Result<(ServerConn, AuthOutcome), FrontendError> {
+    let auth = UpstreamAuth { user, password };
+    let mut server = connect(req, false).await?;
+    let outcome = backend::authenticate(&mut server, startup, &auth).await?;
+    let retry = matches!(&outcome, AuthOutcome::Rejected { fields, .. }
+        if fields.sqlstate.as_deref() == Some("28000"))
+        && req.target.sslmode == SslMode::Allow
+        && !server.stream.is_tls();
+    if !retry {
+        return Ok((server, outcome));
+    }
+    let mut server = connect(req, true).await?;
+    let outcome = backend::authenticate(&mut server, startup, &auth).await?;
+    Ok((server, outcome))
+}
+
+async fn connect(req: &LoginRequest<'_>, force_tls: bool) -> Result<ServerConn, FrontendError> {
+    let started = Instant::now();
+    let server = backend::connect(req.target, force_tls).await?;
+    req.shared
+        .metrics
+        .upstream_connect_seconds
+        .record(started.elapsed().as_secs_f64());
+    Ok(server)
+}
+
+async fn passthrough_login(
+    req: &mut LoginRequest<'_>,
+    client: &mut MaybeTls,
+    reader: &mut FramedReader,
+    upstream_startup: &Bytes,
+) -> Result<ServerConn, FrontendError> {
+    let mut server = connect(req, false).await?;
+    write(&mut server.stream, upstream_startup).await?;
+    let mut method = "trust";
+    loop {
+        let msg = server
+            .reader
+            .next(&mut server.stream, MAX_AUTH_MESSAGE)
+            .await
+            .map_err(backend::BackendError::from)?;
+        match msg.tag {
+            b'E' => {
+                *req.auth_method = Some(method.to_string());
+                let _ = write(client, &msg.raw).await;
+                return Err(rejected(ErrorFields::parse(&msg.body)));
+            }
+            b'v' | b'N' => continue,
+            b'R' => {}
+            other => {
+                return Err(backend::BackendError::Unexpected {
+                    tag: other as char,
+                    phase: "authentication",
+                }
+                .into())
+            }
+        }
+        let request = AuthRequest::parse(&msg.body).map_err(backend::BackendError::from)?;
+        match request {
+            AuthRequest::Ok => {
+                *req.auth_method = Some(method.to_string());
+                write(client, &msg.raw).await?;
+                return Ok(server);
+            }
+            AuthRequest::Cleartext | AuthRequest::Md5 { .. } => {
+                method = if matches!(request, AuthRequest::Cleartext) {
+                    "password"
+                } else {
+                    "md5"
+                };
+                *req.auth_method = Some(method.to_string());
+                write(client, &msg.raw).await?;
+                relay_client_message(client, reader, &mut server).await?;
+            }
+            AuthRequest::Sasl { mechanisms } => {
+                method = "scram-sha-256";
+                *req.auth_method = Some(method.to_string());
+                // PLUS would bind the client to our certificate; the server would refuse it.
+                let offered: Vec<String> = mechanisms
+                    .into_iter()
+                    .filter(|m| m != "SCRAM-SHA-256-PLUS")
+                    .collect();
+                if offered.is_empty() {
+                    return Err(refuse_unsupported("SCRAM-SHA-256-PLUS only"));
+                }
+                write(client, &auth_sasl(&offered)).await?;
+                let first = read_client(client, reader).await?;
+                if first.tag != b'p' {
+                    return Err(FrontendError::Unexpected(first.tag as char));
+                }
+                let (_, data) = parse_sasl_initial(&first.body)?;
+                if data.as_ref().and_then(|d| d.first()) == Some(&b'y') && server.stream.is_tls() {
+                    return Err(channel_binding_refusal());
+                }
+                write(&mut server.stream, &first.raw).await?;
+            }
+            AuthRequest::SaslContinue(_) => {
+                write(client, &msg.raw).await?;
+                relay_client_message(client, reader, &mut server).await?;
+            }
+            AuthRequest::SaslFinal(_) => write(client, &msg.raw).await?,
+            AuthRequest::Other(code) => {
+                return Err(refuse_unsupported(&format!(
+                    "authentication request code {code}"
+                )))
+            }
+        }
+    }
+}
+
+/// The one passthrough case that cannot work, explained in terms of what to change.
+fn channel_binding_refusal() -> FrontendError {
+    FrontendError::Refused {
+        sqlstate: "28000",
+        message: "SCRAM channel binding cannot pass through pgvigil in auth mode \"passthrough\" \
+                  when both links use TLS"
+            .into(),
+        hint: Some(
+            "connect with channel_binding=disable, or set [auth] mode = \"password\" in pgvigil's \
+             configuration (pgvigil then authenticates upstream itself, with channel binding)"
+                .into(),
+        ),
+    }
+}
+
+fn refuse_unsupported(what: &str) -> FrontendError {
+    FrontendError::Refused {
+        sqlstate: "28000",
+        message: format!(
+            "the server asks for an authentication method pgvigil cannot relay ({what})"
+        ),
+        hint: Some("use scram-sha-256, md5, password or trust for this user in pg_hba.conf".into()),
+    }
+}
+
+fn rejected(fields: ErrorFields) -> FrontendError {
+    FrontendError::Rejected {
+        sqlstate: fields.sqlstate,
+        reason: fields.message,
+    }
+}
+
+async fn relay_client_message(
+    client: &mut MaybeTls,
+    reader: &mut FramedReader,
+    server: &mut ServerConn,
+) -> Result<(), FrontendError> {
+    let msg = read_client(client, reader).await?;
+    if msg.tag != b'p' {
+        return Err(FrontendError::Unexpected(msg.tag as char));
+    }
+    write(&mut server.stream, &msg.raw).await?;
+    scrub(msg);
+    Ok(())
+}
+
+/// Reads the server's messages after AuthenticationOk up to ReadyForQuery, replacing its
+/// BackendKeyData with the proxy's own, and sends them to the client in one write.
+async fn finish_startup(
+    req: &LoginRequest<'_>,
+    client: &mut MaybeTls,
+    server: &mut ServerConn,
+    prefix: Option<Bytes>,
+) -> Result<Option<CancelKey>, FrontendError> {
+    let mut out = BytesMut::with_capacity(1024);
+    if let Some(p) = prefix {
+        out.extend_from_slice(&p);
+    }
+    let mut key = None;
+    loop {
+        let msg = server
+            .reader
+            .next(&mut server.stream, MAX_STARTUP_REPLY)
+            .await
+            .map_err(backend::BackendError::from)?;
+        match msg.tag {
+            b'K' => {
+                if msg.body.len() < 8 {
+                    return Err(backend::BackendError::Wire(WireError::Malformed(
+                        "short BackendKeyData",
+                    ))
+                    .into());
+                }
+                let b = &msg.body;
+                let pid = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                let k = req
+                    .shared
+                    .cancels
+                    .register(req.target.clone(), pid, msg.body.slice(4..));
+                out.extend_from_slice(&backend_key_data(k.pid(), k.secret()));
+                key = Some(k);
+            }
+            b'Z' => {
+                out.extend_from_slice(&msg.raw);
+                write(client, &out).await?;
+                return Ok(key);
+            }
+            b'E' => {
+                out.extend_from_slice(&msg.raw);
+                let _ = write(client, &out).await;
+                return Err(rejected(ErrorFields::parse(&msg.body)));
+            }
+            b'S' | b'N' | b'v' => out.extend_from_slice(&msg.raw),
+            other => {
+                return Err(backend::BackendError::Unexpected {
+                    tag: other as char,
+                    phase: "startup",
+                }
+                .into())
+            }
+        }
+    }
+}
+
+async fn read_client(
+    client: &mut MaybeTls,
+    reader: &mut FramedReader,
+) -> Result<Message, FrontendError> {
+    reader.next(client, MAX_AUTH_MESSAGE).await.map_err(|e| {
+        if e.is_disconnect() {
+            FrontendError::ClientGone
+        } else {
+            FrontendError::Wire(e)
+        }
+    })
+}
+
+async fn write(s: &mut MaybeTls, bytes: &[u8]) -> Result<(), WireError> {
+    s.write_all(bytes).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+/// Overwrites a message that carried a secret, when we hold the only reference.
+fn scrub(msg: Message) {
+    drop(msg.body);
+    if let Ok(mut raw) = msg.raw.try_into_mut() {
+        raw.as_mut().zeroize();
+    }
+}

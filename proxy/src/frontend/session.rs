@@ -1,0 +1,385 @@
+//! One client connection from accept to close: the phases in order, inside one tracing span,
+//! with the audit events (`session_start`, `auth_failure`, `session_end`) and connection
+//! metrics emitted from this single place.
+
+use super::login::{login, LoggedIn, LoginRequest};
+use super::negotiate::{negotiate, Opening};
+use super::relay::{self, Activity, ByteCounter, ClientSide, PumpEnd, ServerSide};
+use super::{proxy_protocol, FrontendError, Shared};
+use crate::audit::{now_rfc3339, AuditEvent, AuthFailure, SessionEnd, SessionInfo};
+use crate::config::{ClientTlsMode, Config};
+use crate::metrics::ConnResult;
+use crate::tls::{peer_common_name, MaybeTls};
+use crate::wire::messages::{error_response, Severity};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{field, Instrument};
+
+/// Runs one client connection to the end. `force_close` turns true when shutdown's drain
+/// period is over.
+pub async fn run(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    force_close: watch::Receiver<bool>,
+) {
+    let session_id = shared.next_session_id();
+    let span = tracing::info_span!(
+        "session",
+        id = %session_id,
+        client = %peer,
+        user = field::Empty,
+        db = field::Empty,
+        tls = field::Empty,
+    );
+    run_inner(shared, tcp, peer, session_id, force_close)
+        .instrument(span)
+        .await
+}
+
+async fn run_inner(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    session_id: String,
+    force_close: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let config = shared.config();
+    let _ = tcp.set_nodelay(true);
+    let mut info = SessionInfo {
+        session_id,
+        user: None,
+        database: None,
+        client_addr: peer.ip(),
+        client_port: peer.port(),
+        application_name: None,
+        tls: false,
+        auth_method: None,
+    };
+    let timeout = config.file.listen.startup_timeout;
+    let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info)).await;
+    let (client, logged_in) = match result {
+        Ok(Ok(Some(pair))) => pair,
+        Ok(Ok(None)) => {
+            shared.metrics.connection(ConnResult::Cancel);
+            return;
+        }
+        Ok(Err(e)) => {
+            fail(&shared, info, &e).await;
+            return;
+        }
+        Err(_) => {
+            shared.metrics.connection(ConnResult::Timeout);
+            tracing::info!(timeout = ?timeout, "startup timed out");
+            if info.user.is_some() {
+                let reason = format!(
+                    "authentication timed out after {}",
+                    humantime::format_duration(timeout)
+                );
+                audit_failure(&shared, info, None, reason).await;
+            }
+            return;
+        }
+    };
+    shared.metrics.connection(ConnResult::Ok);
+    let info = Arc::new(info);
+    shared
+        .audit
+        .emit(AuditEvent::SessionStart {
+            ts: now_rfc3339(),
+            session: info.clone(),
+        })
+        .await;
+    tracing::info!(
+        auth_method = info.auth_method.as_deref().unwrap_or(""),
+        "session started"
+    );
+    let (bytes_in, bytes_out) = relay_session(&shared, client, logged_in, force_close).await;
+    shared
+        .audit
+        .emit(AuditEvent::SessionEnd {
+            ts: now_rfc3339(),
+            session: info,
+            end: SessionEnd {
+                duration_ms: started.elapsed().as_millis() as u64,
+                bytes_in,
+                bytes_out,
+            },
+        })
+        .await;
+    tracing::info!(bytes_in, bytes_out, "session ended");
+}
+
+/// Negotiation, TLS policy and login. `Ok(None)` for a handled cancel request.
+async fn establish(
+    shared: &Shared,
+    config: &Config,
+    mut tcp: TcpStream,
+    info: &mut SessionInfo,
+) -> Result<Option<(MaybeTls, LoggedIn)>, FrontendError> {
+    if config.file.listen.proxy_protocol {
+        if let Some(real) = proxy_protocol::read_header(&mut tcp).await? {
+            info.client_addr = real.ip();
+            info.client_port = real.port();
+            tracing::Span::current().record("client", field::display(real));
+        }
+    }
+    let opening = negotiate(tcp, config.client_tls.as_deref()).await?;
+    let (mut client, startup) = match opening {
+        Opening::Cancel { pid, secret } => {
+            shared.cancels.handle(pid, &secret, &shared.metrics).await;
+            return Ok(None);
+        }
+        Opening::Session { stream, startup } => (stream, startup),
+    };
+    let user = startup.get_str("user").unwrap_or_default();
+    let database = startup.get_str("database").unwrap_or_else(|| user.clone());
+    info.tls = client.is_tls();
+    info.application_name = startup.get_str("application_name");
+    let span = tracing::Span::current();
+    span.record("user", field::display(&user));
+    span.record("db", field::display(&database));
+    span.record("tls", info.tls);
+    info.user = Some(user);
+    info.database = Some(database.clone());
+    let result = async {
+        check_client_tls(config, &client, info)?;
+        let target = config.route(&database);
+        let req = LoginRequest {
+            config,
+            shared,
+            target,
+            startup: &startup,
+            client_addr: info.client_addr,
+            auth_method: &mut info.auth_method,
+        };
+        login(req, &mut client).await
+    }
+    .await;
+    match result {
+        Ok(l) => Ok(Some((client, l))),
+        Err(e) => {
+            if let Some(msg) = e.client_error() {
+                let _ = client.write_all(&msg).await;
+                let _ = client.flush().await;
+            }
+            let _ = client.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
+/// The client-side TLS policy: `require` and up refuse plaintext; `verify-full` wants the
+/// certificate's CN to be the user name.
+fn check_client_tls(
+    config: &Config,
+    client: &MaybeTls,
+    info: &SessionInfo,
+) -> Result<(), FrontendError> {
+    let mode = config.file.listen.tls.mode;
+    let user = info.user.as_deref().unwrap_or_default();
+    let db = info.database.as_deref().unwrap_or_default();
+    let needs_tls = matches!(
+        mode,
+        ClientTlsMode::Require | ClientTlsMode::VerifyCa | ClientTlsMode::VerifyFull
+    );
+    if needs_tls && !client.is_tls() {
+        return Err(FrontendError::Refused {
+            sqlstate: "28000",
+            message: format!(
+                "no pg_hba.conf entry for host \"{}\", user \"{user}\", database \"{db}\", no encryption",
+                info.client_addr
+            ),
+            hint: Some("pgvigil requires TLS: connect with sslmode=require or stronger".into()),
+        });
+    }
+    if mode == ClientTlsMode::VerifyFull {
+        let cn = client
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(peer_common_name);
+        if cn.as_deref() != Some(user) {
+            return Err(FrontendError::Refused {
+                sqlstate: "28000",
+                message: format!("certificate authentication failed for user \"{user}\""),
+                hint: Some("the client certificate's CN must equal the user name (listen.tls.mode = verify-full)".into()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Audits and counts a connection that did not make it to the relay.
+async fn fail(shared: &Shared, info: SessionInfo, e: &FrontendError) {
+    let (result, audit): (ConnResult, Option<(Option<String>, String)>) = match e {
+        FrontendError::Rejected { sqlstate, reason } => (
+            ConnResult::AuthFailure,
+            Some((sqlstate.clone(), reason.clone())),
+        ),
+        FrontendError::Refused {
+            sqlstate, message, ..
+        } => (
+            ConnResult::AuthFailure,
+            Some((Some(sqlstate.to_string()), message.clone())),
+        ),
+        FrontendError::ClientGone => (
+            ConnResult::AuthFailure,
+            Some((
+                None,
+                "client disconnected during authentication".to_string(),
+            )),
+        ),
+        FrontendError::Backend(_) => (ConnResult::UpstreamError, None),
+        other => (
+            ConnResult::ProtocolError,
+            info.user.as_ref().map(|_| {
+                (
+                    Some("08P01".to_string()),
+                    format!("protocol violation during authentication: {other}"),
+                )
+            }),
+        ),
+    };
+    shared.metrics.connection(result);
+    match result {
+        ConnResult::UpstreamError => {
+            tracing::error!(error = %e, "cannot open the server connection")
+        }
+        _ => tracing::info!(error = %e, "connection refused"),
+    }
+    if let (Some((sqlstate, reason)), Some(_)) = (audit, info.user.as_ref()) {
+        audit_failure(shared, info, sqlstate, reason).await;
+    }
+}
+
+async fn audit_failure(
+    shared: &Shared,
+    info: SessionInfo,
+    sqlstate: Option<String>,
+    reason: String,
+) {
+    shared.metrics.auth_failures.increment(1);
+    shared
+        .audit
+        .emit(AuditEvent::AuthFailure {
+            ts: now_rfc3339(),
+            session: Arc::new(info),
+            failure: AuthFailure { sqlstate, reason },
+        })
+        .await;
+}
+
+struct Count<'a> {
+    n: u64,
+    metric: &'a metrics::Counter,
+}
+
+impl ByteCounter for Count<'_> {
+    fn add(&mut self, n: usize) {
+        self.n += n as u64;
+        self.metric.increment(n as u64);
+    }
+}
+
+/// Relays until one side ends, then closes the other the way PostgreSQL clients expect.
+/// Returns bytes from the client and bytes to the client.
+async fn relay_session(
+    shared: &Shared,
+    client: MaybeTls,
+    l: LoggedIn,
+    mut force_close: watch::Receiver<bool>,
+) -> (u64, u64) {
+    let activity = Activity::new_idle();
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(l.server);
+    let mut c_scan = relay::scanner();
+    let mut s_scan = relay::scanner();
+    let mut c_obs = ClientSide(&activity);
+    let mut s_obs = ServerSide(&activity);
+    let mut bytes_in = Count {
+        n: 0,
+        metric: &shared.metrics.bytes_in,
+    };
+    let mut bytes_out = Count {
+        n: 0,
+        metric: &shared.metrics.bytes_out,
+    };
+    enum End {
+        Client(PumpEnd),
+        Server(PumpEnd),
+        Shutdown,
+    }
+    let end = tokio::select! {
+        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in) => End::Client(e),
+        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out) => End::Server(e),
+        _ = force_close.wait_for(|&v| v) => End::Shutdown,
+    };
+    match end {
+        End::Client(PumpEnd::Eof)
+        | End::Client(PumpEnd::ReadError(_))
+        | End::Server(PumpEnd::WriteError(_)) => {
+            if let End::Client(PumpEnd::ReadError(e)) = &end {
+                if !e.is_disconnect() {
+                    tracing::warn!(error = %e, "client protocol violation; closing");
+                    let _ = fatal_to_client(&mut cw, "08P01", "invalid frontend message").await;
+                }
+            }
+            // A client that vanished mid-statement must not leave the statement running.
+            if !activity.client_terminated() && !activity.server_idle() {
+                if let Some(key) = &l.cancel_key {
+                    tracing::info!("client disconnected mid-statement; cancelling it upstream");
+                    shared.cancels.cancel_running(key, &shared.metrics).await;
+                }
+            }
+            let _ = sw.shutdown().await;
+        }
+        End::Server(PumpEnd::Eof)
+        | End::Server(PumpEnd::ReadError(_))
+        | End::Client(PumpEnd::WriteError(_)) => {
+            if let End::Server(PumpEnd::ReadError(e)) = &end {
+                tracing::warn!(error = %e, "server connection failed");
+            }
+            // A server that said FATAL before closing has told the client already; and an
+            // ErrorResponse in the middle of a half-sent frame would only garble it.
+            if s_scan.at_boundary() && s_scan.last_tag() != b'E' {
+                let _ = fatal_to_client(
+                    &mut cw,
+                    "08006",
+                    "server closed the connection unexpectedly",
+                )
+                .await;
+            }
+        }
+        End::Shutdown => {
+            if s_scan.at_boundary() {
+                let _ = fatal_to_client(
+                    &mut cw,
+                    "57P01",
+                    "terminating connection due to administrator command",
+                )
+                .await;
+            }
+            if c_scan.at_boundary() {
+                let _ = sw.write_all(&[b'X', 0, 0, 0, 4]).await;
+            }
+            let _ = sw.shutdown().await;
+        }
+    }
+    let _ = cw.shutdown().await;
+    (bytes_in.n, bytes_out.n)
+}
+
+async fn fatal_to_client<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    code: &str,
+    msg: &str,
+) -> std::io::Result<()> {
+    w.write_all(&error_response(Severity::Fatal, code, msg, None))
+        .await?;
+    w.flush().await
+}
