@@ -1,0 +1,459 @@
+//! Shared integration-test scaffolding: starting the real `pgvigil` binary in front of a
+//! throwaway cluster, reading its audit log and metrics. Each test file uses what it needs.
+#![allow(dead_code)]
+
+use pgvigil::certs::{write_dev_certs, DevCerts};
+use pgvigil::demo::cluster::{Cluster, ClusterOptions, HbaAuth};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+
+/// A cluster with TLS on and scram as the default method (the common case).
+pub fn cluster() -> Cluster {
+    cluster_with(true, HbaAuth::ScramSha256)
+}
+
+/// A cluster with the given TLS and default auth method.
+pub fn cluster_with(tls: bool, auth: HbaAuth) -> Cluster {
+    Cluster::start(ClusterOptions {
+        tls,
+        auth,
+        ..ClusterOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"))
+}
+
+/// How to configure the proxy under test.
+#[derive(Clone)]
+pub struct ProxyOptions {
+    /// `[listen.tls] mode`.
+    pub tls_mode: &'static str,
+    /// `[auth] mode`.
+    pub auth_mode: &'static str,
+    /// `[upstream] sslmode`; verify-* uses the cluster's CA.
+    pub sslmode: &'static str,
+    pub max_client_conn: usize,
+    pub startup_timeout: &'static str,
+    pub shutdown_timeout: &'static str,
+    pub proxy_protocol: bool,
+    /// CN of the generated client certificate.
+    pub client_cert_user: &'static str,
+    /// Extra TOML appended to the config (e.g. `[databases.x]` tables).
+    pub extra: String,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            tls_mode: "allow",
+            auth_mode: "password",
+            sslmode: "prefer",
+            max_client_conn: 1000,
+            startup_timeout: "10s",
+            shutdown_timeout: "5s",
+            proxy_protocol: false,
+            client_cert_user: "app_user",
+            extra: String::new(),
+        }
+    }
+}
+
+/// A running `pgvigil run`, killed on drop.
+pub struct Proxy {
+    child: Option<Child>,
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+    pub certs: DevCerts,
+    pub config_path: PathBuf,
+    pub audit_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1 (best effort: another process could take it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+impl Proxy {
+    /// Starts the proxy in front of `cluster`, waiting until it accepts connections.
+    pub fn start(cluster: &Cluster, opts: ProxyOptions) -> Proxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = write_dev_certs(
+            &dir.path().join("certs"),
+            &["localhost".to_string(), "127.0.0.1".to_string()],
+            opts.client_cert_user,
+        )
+        .expect("certs");
+        for attempt in 0..3 {
+            let port = free_port();
+            let metrics_port = free_port();
+            let config_path = dir.path().join("pgvigil.toml");
+            let audit_path = dir.path().join("audit.jsonl");
+            let log_path = dir.path().join(format!("pgvigil-{attempt}.log"));
+            let ca = cluster
+                .ca_cert()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let text = format!(
+                r#"[listen]
+addr = "127.0.0.1:{port}"
+max_client_conn = {max}
+startup_timeout = "{st}"
+shutdown_timeout = "{sd}"
+proxy_protocol = {pp}
+
+[listen.tls]
+mode = "{tls_mode}"
+cert_file = "certs/server.crt"
+key_file = "certs/server.key"
+ca_file = "certs/ca.crt"
+
+[upstream]
+host = "127.0.0.1"
+port = {upport}
+sslmode = "{sslmode}"
+ca_file = "{ca}"
+connect_timeout = "5s"
+
+[auth]
+mode = "{auth}"
+
+[audit]
+log = "audit.jsonl"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+{extra}
+"#,
+                max = opts.max_client_conn,
+                st = opts.startup_timeout,
+                sd = opts.shutdown_timeout,
+                pp = opts.proxy_protocol,
+                tls_mode = opts.tls_mode,
+                upport = cluster.port(),
+                sslmode = opts.sslmode,
+                auth = opts.auth_mode,
+                extra = opts.extra,
+            );
+            std::fs::write(&config_path, text).expect("write config");
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+                .args(["run", "--config"])
+                .arg(&config_path)
+                .env("PGVIGIL_LOG", "debug")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn pgvigil");
+            let mut child = child;
+            match wait_ready(&mut child, port, Duration::from_secs(20)) {
+                true => {
+                    return Proxy {
+                        child: Some(child),
+                        port,
+                        metrics_port,
+                        dir,
+                        certs,
+                        config_path,
+                        audit_path,
+                        log_path,
+                    }
+                }
+                false => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    // A port taken between probe and bind is retried; anything else is a bug.
+                    if !log.contains("cannot listen") || attempt == 2 {
+                        panic!("pgvigil did not start:\n{log}");
+                    }
+                }
+            }
+        }
+        unreachable!("three attempts either return or panic")
+    }
+
+    /// The proxy's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A libpq connection string through the proxy.
+    pub fn conninfo(&self, user: &str, password: &str, db: &str, extra: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} password={password} dbname={db} {extra}", self.port)
+    }
+
+    /// Every audit event written so far.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.audit_path).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Waits until an audit event matching `pred` appears (the writer is asynchronous).
+    pub fn wait_event(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.audit_events().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            if Instant::now() > deadline {
+                panic!("no audit event {what}; events: {:#?}\nlog:\n{}", self.audit_events(), self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The Prometheus exposition text.
+    pub fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("metrics request");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// The value of one metric line (exact name with labels as printed), or 0.
+    pub fn metric(&self, name_with_labels: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name_with_labels).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// Sends SIGTERM and waits (bounded) for exit; returns whether it exited in time.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else { return true };
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn ca_file(&self) -> &Path {
+        &self.certs.ca_cert
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_ready(child: &mut Child, port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Runs psql with a connection string and SQL; returns (success, stdout, stderr).
+pub fn psql(conninfo: &str, sql: &str) -> (bool, String, String) {
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "20")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+// ---- Raw wire-protocol helpers (hostile-input, PROXY protocol and lifecycle tests) ----
+
+/// A protocol 3.0 StartupMessage with the given parameters, length word included.
+pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = (3u32 << 16).to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+/// A tagged frontend message (tag, length, body).
+pub fn frontend_msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads one backend message as (tag, body). Lengths below 4 or above 1 MiB are errors.
+pub fn read_msg<R: Read>(r: &mut R) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    r.read_exact(&mut head)?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if !(4..=1 << 20).contains(&len) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("backend message {:?} with length {len}", head[0] as char),
+        ));
+    }
+    let mut body = vec![0u8; len - 4];
+    r.read_exact(&mut body)?;
+    Ok((head[0], body))
+}
+
+/// The fields of an ErrorResponse/NoticeResponse body by code ('C' SQLSTATE, 'M', 'H', ...).
+pub fn error_fields(body: &[u8]) -> std::collections::HashMap<char, String> {
+    body.split(|&b| b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0] as char, String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+/// A plain TCP connection to `port` on 127.0.0.1 with 10 s read/write timeouts.
+pub fn raw_connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_nodelay(true);
+    s
+}
+
+/// Completes a login on a stream whose StartupMessage was already sent: answers a
+/// cleartext password request with `password` and reads up to ReadyForQuery. Returns the
+/// ErrorResponse fields if the login fails.
+pub fn finish_raw_login<S: Read + Write>(
+    s: &mut S,
+    password: &str,
+) -> Result<(), std::collections::HashMap<char, String>> {
+    loop {
+        let (tag, body) = read_msg(s).unwrap_or_else(|e| panic!("reading the login reply: {e}"));
+        match tag {
+            b'R' => match body.get(..4) {
+                Some([0, 0, 0, 0]) => {}
+                Some([0, 0, 0, 3]) => {
+                    let mut pw = password.as_bytes().to_vec();
+                    pw.push(0);
+                    s.write_all(&frontend_msg(b'p', &pw)).expect("send password");
+                }
+                other => panic!("unexpected authentication request {other:?}"),
+            },
+            b'E' => return Err(error_fields(&body)),
+            b'Z' => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// Logs in over plaintext (StartupMessage, cleartext password if asked, up to
+/// ReadyForQuery) and returns the open session.
+pub fn raw_login(port: u16, user: &str, password: &str, db: &str) -> TcpStream {
+    let mut s = raw_connect(port);
+    s.write_all(&startup_packet(&[("user", user), ("database", db)]))
+        .expect("send startup");
+    if let Err(e) = finish_raw_login(&mut s, password) {
+        panic!("raw login as {user} failed: {e:?}");
+    }
+    s
+}
+
+/// Runs a simple query on a raw session; returns the first column of each row, or the
+/// ErrorResponse fields.
+pub fn raw_query<S: Read + Write>(
+    s: &mut S,
+    sql: &str,
+) -> Result<Vec<String>, std::collections::HashMap<char, String>> {
+    let mut q = sql.as_bytes().to_vec();
+    q.push(0);
+    s.write_all(&frontend_msg(b'Q', &q)).expect("send query");
+    let mut rows = Vec::new();
+    let mut error = None;
+    loop {
+        let (tag, body) = read_msg(s).unwrap_or_else(|e| panic!("reading the query reply: {e}"));
+        match tag {
+            b'D' if body.len() >= 6 => {
+                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                let end = 6 + len.max(0) as usize;
+                rows.push(String::from_utf8_lossy(body.get(6..end).unwrap_or_default()).into_owned());
+            }
+            b'E' => error = Some(error_fields(&body)),
+            b'Z' => return error.map_or(Ok(rows), Err),
+            _ => {}
+        }
+    }
+}
+
+/// Reads until the peer closes the connection (EOF or reset) or `limit` passes. Returns
+/// the bytes that arrived and, if it closed, after how long.
+pub fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Duration>) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        let left = limit.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(200))));
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Some(start.elapsed())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Reset, aborted: the proxy closed with our bytes unread.
+            Err(_) => return (got, Some(start.elapsed())),
+        }
+    }
+    (got, None)
+}
+
+/// Waits (bounded) until `cond` holds; panics with `what` otherwise.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
