@@ -76,9 +76,21 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo => {
-            runtime_then(|| async { pgvigil::demo::run_demo().await.map_err(|e| e.to_string()) })
+            match runtime_then(|| async { pgvigil::demo::run_demo().await.map_err(|e| e.to_string()) }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
         }
-        Command::Run { config } => runtime_then(|| run(config)),
+        Command::Run { config } => match runtime_then(|| run(config)) {
+            Ok(writer) => {
+                // The runtime is gone, and with it every task's audit sink: the writer can
+                // drain what is queued and sync, without waiting on a stuck session.
+                writer.finish();
+                tracing::info!("pgvigil stopped");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
     }
 }
 
@@ -92,10 +104,11 @@ fn init_tracing() {
         .init();
 }
 
-fn runtime_then<F, Fut>(f: F) -> ExitCode
+/// Runs `f` on a fresh runtime, then shuts the runtime down (dropping any task left).
+fn runtime_then<T, F, Fut>(f: F) -> Result<T, ExitCode>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<T, String>>,
 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -104,19 +117,18 @@ where
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgvigil: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return Err(ExitCode::from(1));
         }
     };
-    match rt.block_on(f()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgvigil: {e}");
-            ExitCode::from(1)
-        }
-    }
+    let result = rt.block_on(f());
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.map_err(|e| {
+        eprintln!("pgvigil: {e}");
+        ExitCode::from(1)
+    })
 }
 
-async fn run(path: PathBuf) -> Result<(), String> {
+async fn run(path: PathBuf) -> Result<AuditWriter, String> {
     let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
     pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
     let metrics = Arc::new(pgvigil::metrics::Metrics::new());
@@ -137,13 +149,7 @@ async fn run(path: PathBuf) -> Result<(), String> {
     let signals = tokio::spawn(signals(shared.clone(), path, stop_tx));
     listener::serve(shared.clone(), listener, stop_rx).await;
     signals.abort();
-    // Every session has ended: the last audit sink goes with `shared`, then the writer drains.
-    drop(shared);
-    tokio::task::spawn_blocking(move || writer.finish())
-        .await
-        .map_err(|e| format!("audit writer: {e}"))?;
-    tracing::info!("pgvigil stopped");
-    Ok(())
+    Ok(writer)
 }
 
 /// The audit log path: relative paths are relative to the config file, like other paths.
