@@ -128,7 +128,7 @@ fn client_tls(c: &mut Checker<'_>, file: &ConfigFile) -> Option<Arc<ClientTls>> 
         (Some(p), _) => c.existing(&key("ca_file"), p),
         (None, true) => {
             c.issue(
-                &key("ca_file"),
+                &key("mode"),
                 "verify-ca and verify-full need ca_file, the CA that signs client certificates",
             );
             None
@@ -190,7 +190,7 @@ fn target(
     let ca = if ca_file.is_empty() {
         if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
             c.issue(
-                &key("ca_file"),
+                &key("sslmode"),
                 format!(
                     "sslmode = \"{}\" needs ca_file, the root CA of the server's certificate",
                     sslmode.as_str()
@@ -253,8 +253,8 @@ mod tests {
         );
         assert!(e.contains("line 3: listen.tls.cert_file"), "{e}");
         assert!(e.contains("line 4: listen.tls.key_file"), "{e}");
-        assert!(e.contains("listen.tls.ca_file"), "{e}");
-        assert!(e.contains("line 6: upstream.ca_file"), "{e}");
+        assert!(e.contains("line 2: listen.tls.mode: verify-ca and verify-full need ca_file"), "{e}");
+        assert!(e.contains("line 6: upstream.sslmode"), "{e}");
     }
 
     #[test]

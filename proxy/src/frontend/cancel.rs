@@ -1,7 +1,8 @@
-//! Cancel keys: each client gets the proxy's own random BackendKeyData; the server's key
-//! stays here. A CancelRequest (a connection of its own, TLS or not, with no user) is looked
-//! up and forwarded to the right server with the server's key. Unknown keys are dropped
-//! silently, as PostgreSQL does, so the endpoint cannot be used to probe for keys.
+//! Cancel keys: each client gets the proxy's own random secret (with the server's pid, when
+//! no other live session uses it); the server's key stays here. A CancelRequest (a
+//! connection of its own, TLS or not, with no user) is looked up and forwarded to the right
+//! server with the server's key. Unknown keys are dropped silently, as PostgreSQL does, so
+//! the endpoint cannot be used to probe for keys.
 
 use crate::backend;
 use crate::config::UpstreamTarget;
@@ -62,9 +63,17 @@ impl CancelRegistry {
         server_secret: Bytes,
     ) -> CancelKey {
         let secret: i32 = rand::random();
+        // The server's own pid when it is free here: the pid a client learns from
+        // BackendKeyData must be the one it sees in pg_backend_pid(), pg_stat_activity and
+        // NotificationResponse (libpq's documented test for "my own notification" compares
+        // them). Only the secret has to be ours. Two upstream servers can hand out the same
+        // pid; the later session then gets a random one.
+        let mut candidate = Some(server_pid).filter(|&p| p > 0);
         loop {
             // Positive pids, like a real backend's, for tools that print them.
-            let pid = (rand::random::<u32>() >> 1) as i32;
+            let pid = candidate
+                .take()
+                .unwrap_or_else(|| (rand::random::<u32>() >> 1) as i32);
             if pid == 0 {
                 continue;
             }
@@ -140,4 +149,39 @@ async fn send(
     let mut sink = [0u8; 64];
     let _ = conn.stream.read(&mut sink).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SslMode;
+
+    fn target(port: u16) -> UpstreamTarget {
+        UpstreamTarget {
+            host: "127.0.0.1".into(),
+            port,
+            sslmode: SslMode::Disable,
+            connect_timeout: Duration::from_secs(1),
+            dbname: None,
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn keeps_the_server_pid_unless_taken() {
+        let reg = CancelRegistry::default();
+        let a = reg.register(target(1), 4242, Bytes::from_static(&[1, 2, 3, 4]));
+        assert_eq!(a.pid(), 4242, "the client sees the server's pid");
+        // Another server with the same pid: a different, positive pid.
+        let b = reg.register(target(2), 4242, Bytes::from_static(&[5, 6, 7, 8]));
+        assert_ne!(b.pid(), 4242);
+        assert!(b.pid() > 0);
+        let (t, pid, secret) = reg.lookup(b.pid(), &b.secret().to_be_bytes()).unwrap();
+        assert_eq!((t.port, pid, &secret[..]), (2, 4242, &[5, 6, 7, 8][..]));
+        // The secret is still ours, not the server's.
+        assert!(reg.lookup(4242, &[1, 2, 3, 4]).is_none() || a.secret() == 0x01020304);
+        drop(a);
+        let c = reg.register(target(1), 4242, Bytes::from_static(&[9, 9, 9, 9]));
+        assert_eq!(c.pid(), 4242, "free again once the first session ended");
+    }
 }

@@ -8,7 +8,7 @@
 use crate::wire::frame::MAX_MESSAGE;
 use crate::wire::{FrameObserver, FrameScanner, WireError};
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A fresh session's buffer: small, because most sessions are idle most of the time.
@@ -32,11 +32,23 @@ pub trait ByteCounter {
     fn add(&mut self, n: usize);
 }
 
-/// Shared by both directions: whether the server is idle (last said ReadyForQuery and the
-/// client has sent nothing since), so a client that vanishes mid-query can be cancelled.
+/// Shared by both directions: whether a statement may be in flight, so a client that
+/// vanishes mid-statement can be cancelled.
+///
+/// "The last server frame was ReadyForQuery" is not enough: with a pipelining client
+/// (tokio-postgres, libpq pipeline mode, JDBC batches) the ReadyForQuery answering the
+/// first queued query arrives while the next one runs. So the client messages that each
+/// earn exactly one ReadyForQuery (Query, FunctionCall, Sync) are counted against the
+/// ReadyForQuery messages seen, and extended-protocol messages not yet followed by a Sync
+/// count as in flight too (the server runs an Execute without waiting for Sync). Where the
+/// server answers fewer (a Sync ignored during COPY IN, a Query discarded after an error in
+/// an extended batch) the count errs towards "busy": the cost is one needless cancel.
 #[derive(Default)]
 pub struct Activity {
-    server_idle: AtomicBool,
+    /// Query/FunctionCall/Sync messages sent minus ReadyForQuery messages received.
+    awaiting_ready: AtomicU64,
+    /// Extended-protocol messages sent since the last Sync.
+    unsynced: AtomicBool,
     client_terminated: AtomicBool,
 }
 
@@ -47,13 +59,11 @@ impl Activity {
     }
     /// True when no statement is in flight.
     pub fn server_idle(&self) -> bool {
-        self.server_idle.load(Ordering::Relaxed)
+        self.awaiting_ready.load(Ordering::Relaxed) == 0 && !self.unsynced.load(Ordering::Relaxed)
     }
     /// Sessions start idle (the server's first ReadyForQuery was already relayed).
     pub fn new_idle() -> Activity {
-        let a = Activity::default();
-        a.server_idle.store(true, Ordering::Relaxed);
-        a
+        Activity::default()
     }
 }
 
@@ -62,10 +72,19 @@ pub struct ClientSide<'a>(pub &'a Activity);
 
 impl FrameObserver for ClientSide<'_> {
     fn on_header(&mut self, tag: u8, _len: usize) -> usize {
-        if tag == b'X' {
-            self.0.client_terminated.store(true, Ordering::Relaxed);
-        } else {
-            self.0.server_idle.store(false, Ordering::Relaxed);
+        match tag {
+            b'X' => self.0.client_terminated.store(true, Ordering::Relaxed),
+            b'Q' | b'F' => {
+                self.0.awaiting_ready.fetch_add(1, Ordering::Relaxed);
+            }
+            b'S' => {
+                self.0.awaiting_ready.fetch_add(1, Ordering::Relaxed);
+                self.0.unsynced.store(false, Ordering::Relaxed);
+            }
+            // CopyData/CopyDone/CopyFail belong to a Query or Execute already counted.
+            b'd' | b'c' | b'f' => {}
+            // Parse, Bind, Describe, Execute, Close, Flush, and anything unknown.
+            _ => self.0.unsynced.store(true, Ordering::Relaxed),
         }
         0
     }
@@ -78,7 +97,11 @@ pub struct ServerSide<'a>(pub &'a Activity);
 impl FrameObserver for ServerSide<'_> {
     fn on_header(&mut self, tag: u8, _len: usize) -> usize {
         if tag == b'Z' {
-            self.0.server_idle.store(true, Ordering::Relaxed);
+            // Saturating: a ReadyForQuery nothing asked for must not wrap the count.
+            let _ = self
+                .0
+                .awaiting_ready
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
         0
     }
@@ -136,4 +159,43 @@ where
 /// A scanner for relayed traffic.
 pub fn scanner() -> FrameScanner {
     FrameScanner::new(MAX_MESSAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(a: &Activity, tags: &[u8]) {
+        for &t in tags {
+            ClientSide(a).on_header(t, 0);
+        }
+    }
+    fn server(a: &Activity, tags: &[u8]) {
+        for &t in tags {
+            ServerSide(a).on_header(t, 0);
+        }
+    }
+
+    #[test]
+    fn pipelined_queries_stay_busy_until_the_last_ready() {
+        let a = Activity::new_idle();
+        assert!(a.server_idle());
+        client(&a, b"QQ");
+        server(&a, b"TDCZ");
+        assert!(!a.server_idle(), "the second query is still running");
+        server(&a, b"TDCZ");
+        assert!(a.server_idle());
+        // Extended protocol: busy from Execute on, even before the Sync arrives.
+        client(&a, b"PBDE");
+        assert!(!a.server_idle());
+        client(&a, b"S");
+        server(&a, b"12TDCZ");
+        assert!(a.server_idle());
+        // A stray ReadyForQuery does not make a later query look finished.
+        server(&a, b"Z");
+        client(&a, b"F");
+        assert!(!a.server_idle());
+        client(&a, b"X");
+        assert!(a.client_terminated());
+    }
 }
