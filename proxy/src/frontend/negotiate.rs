@@ -7,7 +7,7 @@ use crate::tls::{has_pending_bytes, ClientTls, MaybeTls};
 use crate::wire::frame::read_startup_packet;
 use crate::wire::startup::{StartupMessage, StartupPacket};
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// First byte of a TLS handshake record: a client speaking TLS at once.
@@ -58,7 +58,7 @@ pub async fn negotiate(
     let mut gss_answered = false;
     loop {
         let body = read_startup_packet(&mut tcp).await?;
-        match StartupPacket::parse(body)? {
+        match parse_or_explain(&mut tcp, body).await? {
             StartupPacket::Ssl => match tls {
                 Some(tls) if tls.mode != ClientTlsMode::Disable => {
                     if has_pending_bytes(&tcp) {
@@ -89,7 +89,7 @@ pub async fn negotiate(
             StartupPacket::Startup(m) => {
                 return Ok(Opening::Session {
                     stream: MaybeTls::Plain(tcp),
-                    startup: check_version(m)?,
+                    startup: m,
                 })
             }
         }
@@ -98,10 +98,10 @@ pub async fn negotiate(
 
 async fn plain_startup(mut tcp: TcpStream) -> Result<Opening, FrontendError> {
     let body = read_startup_packet(&mut tcp).await?;
-    match StartupPacket::parse(body)? {
+    match parse_or_explain(&mut tcp, body).await? {
         StartupPacket::Startup(m) => Ok(Opening::Session {
             stream: MaybeTls::Plain(tcp),
-            startup: check_version(m)?,
+            startup: m,
         }),
         StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel { pid, secret }),
         _ => Err(FrontendError::Unexpected('S')),
@@ -120,14 +120,33 @@ async fn accept_tls(tls: &ClientTls, tcp: TcpStream) -> Result<MaybeTls, Fronten
 /// Inside TLS only a StartupMessage or a CancelRequest may follow.
 async fn after_tls(mut stream: MaybeTls) -> Result<Opening, FrontendError> {
     let body = read_startup_packet(&mut stream).await?;
-    match StartupPacket::parse(body)? {
-        StartupPacket::Startup(m) => Ok(Opening::Session {
-            stream,
-            startup: check_version(m)?,
-        }),
+    match parse_or_explain(&mut stream, body).await? {
+        StartupPacket::Startup(m) => Ok(Opening::Session { stream, startup: m }),
         StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel { pid, secret }),
         StartupPacket::Ssl | StartupPacket::GssEnc => Err(FrontendError::Unexpected('S')),
     }
+}
+
+/// Parses a startup-phase packet and checks a StartupMessage's version and user. A refusal
+/// is explained to the client before the connection closes, as PostgreSQL does for a bad
+/// layout, an unsupported protocol or a missing user name: the caller drops the stream, so
+/// this is the last chance to say why. (Length errors never get here: like PostgreSQL, the
+/// proxy closes on those without a word.) A failed write is moot: the connection closes.
+async fn parse_or_explain<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    body: Bytes,
+) -> Result<StartupPacket, FrontendError> {
+    let checked = match StartupPacket::parse(body) {
+        Ok(StartupPacket::Startup(m)) => check_version(m).map(StartupPacket::Startup),
+        other => other.map_err(FrontendError::from),
+    };
+    if let Err(e) = &checked {
+        if let Some(msg) = e.client_error() {
+            let _ = s.write_all(&msg).await;
+            let _ = s.flush().await;
+        }
+    }
+    checked
 }
 
 fn check_version(m: StartupMessage) -> Result<StartupMessage, FrontendError> {

@@ -13,7 +13,7 @@ use crate::tls::{peer_common_name, MaybeTls};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -286,6 +286,18 @@ impl ByteCounter for Count<'_> {
     }
 }
 
+/// Longest one goodbye write (FATAL, Terminate, TLS close_notify) may take. The peer may
+/// have stopped reading; unbounded, such a session would never end: no session_end event,
+/// and a shutdown would drop it instead of closing it. A few of these fit well within the
+/// listener's close grace period.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Runs a goodbye write, giving up after [`GOODBYE_TIMEOUT`] (its error is moot: the
+/// connection is closing either way).
+async fn goodbye<T>(f: impl std::future::Future<Output = T>) {
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, f).await;
+}
+
 /// Relays until one side ends, then closes the other the way PostgreSQL clients expect.
 /// Returns bytes from the client and bytes to the client.
 async fn relay_session(
@@ -326,7 +338,12 @@ async fn relay_session(
             if let End::Client(PumpEnd::ReadError(e)) = &end {
                 if !e.is_disconnect() {
                     tracing::warn!(error = %e, "client protocol violation; closing");
-                    let _ = fatal_to_client(&mut cw, "08P01", "invalid frontend message").await;
+                    goodbye(fatal_to_client(
+                        &mut cw,
+                        "08P01",
+                        "invalid frontend message",
+                    ))
+                    .await;
                 }
             }
             // A client that vanished mid-statement must not leave the statement running.
@@ -336,7 +353,7 @@ async fn relay_session(
                     shared.cancels.cancel_running(key, &shared.metrics).await;
                 }
             }
-            let _ = sw.shutdown().await;
+            goodbye(sw.shutdown()).await;
         }
         End::Server(PumpEnd::Eof)
         | End::Server(PumpEnd::ReadError(_))
@@ -347,30 +364,30 @@ async fn relay_session(
             // A server that said FATAL before closing has told the client already; and an
             // ErrorResponse in the middle of a half-sent frame would only garble it.
             if s_scan.at_boundary() && s_scan.last_tag() != b'E' {
-                let _ = fatal_to_client(
+                goodbye(fatal_to_client(
                     &mut cw,
                     "08006",
                     "server closed the connection unexpectedly",
-                )
+                ))
                 .await;
             }
         }
         End::Shutdown => {
             if s_scan.at_boundary() {
-                let _ = fatal_to_client(
+                goodbye(fatal_to_client(
                     &mut cw,
                     "57P01",
                     "terminating connection due to administrator command",
-                )
+                ))
                 .await;
             }
             if c_scan.at_boundary() {
-                let _ = sw.write_all(&[b'X', 0, 0, 0, 4]).await;
+                goodbye(sw.write_all(&[b'X', 0, 0, 0, 4])).await;
             }
-            let _ = sw.shutdown().await;
+            goodbye(sw.shutdown()).await;
         }
     }
-    let _ = cw.shutdown().await;
+    goodbye(cw.shutdown()).await;
     (bytes_in.n, bytes_out.n)
 }
 
