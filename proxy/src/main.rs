@@ -76,7 +76,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo => {
-            match runtime_then(|| async { pgvigil::demo::run_demo().await.map_err(|e| e.to_string()) }) {
+            match runtime_then(|| async {
+                pgvigil::demo::run_demo().await.map_err(|e| e.to_string())
+            }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(code) => code,
             }

@@ -13,12 +13,34 @@ fn psql_through_proxy_and_failed_login_is_audited() {
     );
     assert!(ok, "{err}\n{}", proxy.log());
     assert_eq!(out, "scram_user");
-    let (ok, _, err) = psql(&proxy.conninfo("scram_user", "nope", "postgres", "sslmode=require"), "select 1");
+    let (ok, _, err) = psql(
+        &proxy.conninfo("scram_user", "nope", "postgres", "sslmode=require"),
+        "select 1",
+    );
     assert!(!ok);
     assert!(err.contains("password authentication failed"), "{err}");
     let e = proxy.wait_event("auth_failure", |e| e["type"] == "auth_failure");
     assert_eq!(e["sqlstate"], "28P01");
     assert_eq!(e["client_addr"], "127.0.0.1");
     assert_eq!(e["user"], "scram_user");
-    proxy.wait_event("session_end", |e| e["type"] == "session_end" && e["bytes_in"].as_u64() > Some(0));
+    proxy.wait_event("session_end", |e| {
+        e["type"] == "session_end" && e["bytes_in"].as_u64() > Some(0)
+    });
+}
+
+#[test]
+fn trust_user_needs_no_password_in_password_mode() {
+    // The proxy asks for a password only when the server does, so a trusted user logs in
+    // exactly as it would directly: no password in the connection string at all.
+    let pg = cluster();
+    let proxy = Proxy::start(&pg, ProxyOptions::default());
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=trust_user dbname=postgres sslmode=require",
+        proxy.port
+    );
+    let (ok, out, err) = psql(&conninfo, "select current_user");
+    assert!(ok, "{err}\n{}", proxy.log());
+    assert_eq!(out, "trust_user");
+    let e = proxy.wait_event("session_start", |e| e["type"] == "session_start");
+    assert_eq!(e["auth_method"], "trust");
 }

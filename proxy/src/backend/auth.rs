@@ -37,21 +37,26 @@ pub enum AuthOutcome {
     },
 }
 
-/// Sends the StartupMessage and answers the server's authentication requests.
-pub async fn authenticate(
-    conn: &mut ServerConn,
-    startup: &Bytes,
-    auth: &UpstreamAuth<'_>,
-) -> Result<AuthOutcome, BackendError> {
+/// The server's first answer to the StartupMessage.
+#[derive(Debug)]
+pub enum Begin {
+    /// AuthenticationOk at once: the server trusts this user; no password is needed.
+    Trusted,
+    /// The server refused before asking for anything (pg_hba.conf, unknown database...).
+    Rejected { raw: Bytes, fields: ErrorFields },
+    /// The server wants a password: continue with [`complete`].
+    NeedsPassword(AuthRequest),
+}
+
+/// Sends the StartupMessage and reads the server's first authentication request, so the
+/// client is asked for a password only when the server wants one.
+pub async fn begin(conn: &mut ServerConn, startup: &Bytes) -> Result<Begin, BackendError> {
     write(conn, startup).await?;
-    let mut method = "trust";
-    let mut scram: Option<ScramSha256> = None;
     loop {
         let msg = conn.reader.next(&mut conn.stream, MAX_AUTH_MESSAGE).await?;
         match msg.tag {
             b'E' => {
-                return Ok(AuthOutcome::Rejected {
-                    method,
+                return Ok(Begin::Rejected {
                     fields: ErrorFields::parse(&msg.body),
                     raw: msg.raw,
                 })
@@ -66,7 +71,25 @@ pub async fn authenticate(
                 })
             }
         }
-        match AuthRequest::parse(&msg.body)? {
+        return Ok(match AuthRequest::parse(&msg.body)? {
+            AuthRequest::Ok => Begin::Trusted,
+            request => Begin::NeedsPassword(request),
+        });
+    }
+}
+
+/// Answers the server's authentication requests with the password, starting with `first`
+/// (the request [`begin`] returned), until AuthenticationOk or an ErrorResponse.
+pub async fn complete(
+    conn: &mut ServerConn,
+    first: AuthRequest,
+    auth: &UpstreamAuth<'_>,
+) -> Result<AuthOutcome, BackendError> {
+    let mut method = "trust";
+    let mut scram: Option<ScramSha256> = None;
+    let mut request = first;
+    loop {
+        match request {
             AuthRequest::Ok => return Ok(AuthOutcome::Ok { method }),
             AuthRequest::Cleartext => {
                 method = "password";
@@ -127,6 +150,23 @@ pub async fn authenticate(
                 )))
             }
         }
+        let msg = conn.reader.next(&mut conn.stream, MAX_AUTH_MESSAGE).await?;
+        request = match msg.tag {
+            b'E' => {
+                return Ok(AuthOutcome::Rejected {
+                    method,
+                    fields: ErrorFields::parse(&msg.body),
+                    raw: msg.raw,
+                })
+            }
+            b'R' => AuthRequest::parse(&msg.body)?,
+            other => {
+                return Err(BackendError::Unexpected {
+                    tag: other as char,
+                    phase: "authentication",
+                })
+            }
+        };
     }
 }
 

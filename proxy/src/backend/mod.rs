@@ -5,7 +5,7 @@
 mod auth;
 mod connect;
 
-pub use auth::{authenticate, AuthOutcome, UpstreamAuth};
+pub use auth::{begin, complete, AuthOutcome, Begin, UpstreamAuth};
 pub use connect::{connect, ServerConn};
 
 use crate::wire::WireError;

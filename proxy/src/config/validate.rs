@@ -253,7 +253,10 @@ mod tests {
         );
         assert!(e.contains("line 3: listen.tls.cert_file"), "{e}");
         assert!(e.contains("line 4: listen.tls.key_file"), "{e}");
-        assert!(e.contains("line 2: listen.tls.mode: verify-ca and verify-full need ca_file"), "{e}");
+        assert!(
+            e.contains("line 2: listen.tls.mode: verify-ca and verify-full need ca_file"),
+            "{e}"
+        );
         assert!(e.contains("line 6: upstream.sslmode"), "{e}");
     }
 

@@ -12,7 +12,7 @@
 
 use super::cancel::CancelKey;
 use super::{FrontendError, Shared};
-use crate::backend::{self, AuthOutcome, ServerConn, UpstreamAuth};
+use crate::backend::{self, AuthOutcome, Begin, ServerConn, UpstreamAuth};
 use crate::config::{AuthMode, ClientTlsMode, Config, SslMode, UpstreamTarget};
 use crate::tls::MaybeTls;
 use crate::wire::frame::MAX_AUTH_MESSAGE;
@@ -95,6 +95,20 @@ async fn password_login(
     reader: &mut FramedReader,
     upstream_startup: &Bytes,
 ) -> Result<ServerConn, FrontendError> {
+    // The server speaks first: a client is asked for a password only when the server wants
+    // one, so trust users log in exactly as they would directly.
+    let (mut server, begin) = begin_upstream(req, upstream_startup).await?;
+    let request = match begin {
+        Begin::Trusted => {
+            *req.auth_method = Some("trust".to_string());
+            return Ok(server);
+        }
+        Begin::Rejected { raw, fields } => {
+            let _ = write(client, &raw).await;
+            return Err(rejected(fields));
+        }
+        Begin::NeedsPassword(request) => request,
+    };
     let tls_mode = req.config.file.listen.tls.mode;
     if !client.is_tls() && !req.client_addr.is_loopback() && tls_mode != ClientTlsMode::Disable {
         return Err(FrontendError::Refused {
@@ -112,13 +126,18 @@ async fn password_login(
     if msg.tag != b'p' {
         return Err(FrontendError::Unexpected(msg.tag as char));
     }
-    let mut password = parse_password(&msg.body)?.to_vec();
+    let mut password = parse_password(&msg.body)
+        .map_err(|_| FrontendError::BadAuthMessage("invalid password packet"))?
+        .to_vec();
     scrub(msg);
     let user = req.startup.get("user").cloned().unwrap_or_default();
-    let result = authenticate_upstream(req, &user, &password, upstream_startup).await;
+    let auth = UpstreamAuth {
+        user: &user,
+        password: &password,
+    };
+    let result = backend::complete(&mut server, request, &auth).await;
     password.zeroize();
-    let (server, outcome) = result?;
-    match outcome {
+    match result? {
         AuthOutcome::Ok { method } => {
             *req.auth_method = Some(method.to_string());
             Ok(server)
@@ -135,27 +154,24 @@ async fn password_login(
     }
 }
 
-/// Connects and authenticates; with sslmode=allow a refused plaintext attempt is retried
-/// over TLS, as libpq does.
-async fn authenticate_upstream(
+/// Connects and sends the startup; with sslmode=allow a plaintext attempt the server
+/// refuses (28000, pg_hba.conf) is retried over TLS, as libpq does.
+async fn begin_upstream(
     req: &LoginRequest<'_>,
-    user: &[u8],
-    password: &[u8],
     startup: &Bytes,
-) -> Result<(ServerConn, AuthOutcome), FrontendError> {
-    let auth = UpstreamAuth { user, password };
+) -> Result<(ServerConn, Begin), FrontendError> {
     let mut server = connect(req, false).await?;
-    let outcome = backend::authenticate(&mut server, startup, &auth).await?;
-    let retry = matches!(&outcome, AuthOutcome::Rejected { fields, .. }
+    let begin = backend::begin(&mut server, startup).await?;
+    let retry = matches!(&begin, Begin::Rejected { fields, .. }
         if fields.sqlstate.as_deref() == Some("28000"))
         && req.target.sslmode == SslMode::Allow
         && !server.stream.is_tls();
     if !retry {
-        return Ok((server, outcome));
+        return Ok((server, begin));
     }
     let mut server = connect(req, true).await?;
-    let outcome = backend::authenticate(&mut server, startup, &auth).await?;
-    Ok((server, outcome))
+    let begin = backend::begin(&mut server, startup).await?;
+    Ok((server, begin))
 }
 
 async fn connect(req: &LoginRequest<'_>, force_tls: bool) -> Result<ServerConn, FrontendError> {
@@ -232,7 +248,8 @@ async fn passthrough_login(
                 if first.tag != b'p' {
                     return Err(FrontendError::Unexpected(first.tag as char));
                 }
-                let (_, data) = parse_sasl_initial(&first.body)?;
+                let (_, data) = parse_sasl_initial(&first.body)
+                    .map_err(|_| FrontendError::BadAuthMessage("malformed SASL message"))?;
                 if data.as_ref().and_then(|d| d.first()) == Some(&b'y') && server.stream.is_tls() {
                     return Err(channel_binding_refusal());
                 }

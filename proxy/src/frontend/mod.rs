@@ -64,6 +64,9 @@ pub enum FrontendError {
         sqlstate: Option<String>,
         reason: String,
     },
+    /// A password or SASL message that does not parse.
+    #[error("{0}")]
+    BadAuthMessage(&'static str),
     #[error("client disconnected during authentication")]
     ClientGone,
     #[error("{0}")]
@@ -90,6 +93,7 @@ impl FrontendError {
                 ),
                 None,
             ),
+            FrontendError::BadAuthMessage(what) => ("08P01", (*what).to_string(), None),
             FrontendError::NoUser => (
                 "28000",
                 "no PostgreSQL user name specified in startup packet".into(),

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 /// A cluster with TLS on and scram as the default method (the common case).
 pub fn cluster() -> Cluster {
     cluster_with(true, HbaAuth::ScramSha256)
@@ -189,26 +188,39 @@ listen = "127.0.0.1:{metrics_port}"
 
     /// A libpq connection string through the proxy.
     pub fn conninfo(&self, user: &str, password: &str, db: &str, extra: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} password={password} dbname={db} {extra}", self.port)
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname={db} {extra}",
+            self.port
+        )
     }
 
     /// Every audit event written so far.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.audit_path).unwrap_or_default();
         text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}"))
+            })
             .collect()
     }
 
     /// Waits until an audit event matching `pred` appears (the writer is asynchronous).
-    pub fn wait_event(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_event(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(e) = self.audit_events().into_iter().find(|e| pred(e)) {
                 return e;
             }
             if Instant::now() > deadline {
-                panic!("no audit event {what}; events: {:#?}\nlog:\n{}", self.audit_events(), self.log());
+                panic!(
+                    "no audit event {what}; events: {:#?}\nlog:\n{}",
+                    self.audit_events(),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -218,7 +230,8 @@ listen = "127.0.0.1:{metrics_port}"
     pub fn metrics(&self) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics port");
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("metrics request");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .expect("metrics request");
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
@@ -228,13 +241,18 @@ listen = "127.0.0.1:{metrics_port}"
     pub fn metric(&self, name_with_labels: &str) -> f64 {
         self.metrics()
             .lines()
-            .find_map(|l| l.strip_prefix(name_with_labels).and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(name_with_labels)
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 
     /// Sends SIGTERM and waits (bounded) for exit; returns whether it exited in time.
     pub fn terminate(&mut self, limit: Duration) -> bool {
-        let Some(child) = self.child.as_mut() else { return true };
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
@@ -292,7 +310,17 @@ fn wait_ready(child: &mut Child, port: u16, limit: Duration) -> bool {
 /// Runs psql with a connection string and SQL; returns (success, stdout, stderr).
 pub fn psql(conninfo: &str, sql: &str) -> (bool, String, String) {
     let out = Command::new("psql")
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+            "-c",
+            sql,
+        ])
         .env("PGCONNECT_TIMEOUT", "20")
         .stdin(Stdio::null())
         .output()
@@ -355,7 +383,8 @@ pub fn error_fields(body: &[u8]) -> std::collections::HashMap<char, String> {
 
 /// A plain TCP connection to `port` on 127.0.0.1 with 10 s read/write timeouts.
 pub fn raw_connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    let s =
+        TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_nodelay(true);
@@ -377,7 +406,8 @@ pub fn finish_raw_login<S: Read + Write>(
                 Some([0, 0, 0, 3]) => {
                     let mut pw = password.as_bytes().to_vec();
                     pw.push(0);
-                    s.write_all(&frontend_msg(b'p', &pw)).expect("send password");
+                    s.write_all(&frontend_msg(b'p', &pw))
+                        .expect("send password");
                 }
                 other => panic!("unexpected authentication request {other:?}"),
             },
@@ -417,7 +447,9 @@ pub fn raw_query<S: Read + Write>(
             b'D' if body.len() >= 6 => {
                 let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
                 let end = 6 + len.max(0) as usize;
-                rows.push(String::from_utf8_lossy(body.get(6..end).unwrap_or_default()).into_owned());
+                rows.push(
+                    String::from_utf8_lossy(body.get(6..end).unwrap_or_default()).into_owned(),
+                );
             }
             b'E' => error = Some(error_fields(&body)),
             b'Z' => return error.map_or(Ok(rows), Err),
@@ -433,12 +465,18 @@ pub fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while start.elapsed() < limit {
-        let left = limit.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(1));
         let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(200))));
         match s.read(&mut buf) {
             Ok(0) => return (got, Some(start.elapsed())),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             // Reset, aborted: the proxy closed with our bytes unread.
             Err(_) => return (got, Some(start.elapsed())),
