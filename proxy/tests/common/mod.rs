@@ -495,3 +495,39 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The proxy survived and still serves a real client.
+pub fn assert_healthy(proxy: &mut Proxy) {
+    assert!(proxy.is_running(), "the proxy died:\n{}", proxy.log());
+    let (ok, out, err) = psql(
+        &proxy.conninfo("md5_user", "md5_pass", "postgres", "sslmode=prefer"),
+        "select current_user",
+    );
+    assert!(
+        ok,
+        "psql after hostile input failed: {err}\nproxy log:\n{}",
+        proxy.log()
+    );
+    assert_eq!(out, "md5_user");
+}
+
+/// Whatever arrived before the close is nothing, or a single FATAL ErrorResponse.
+pub fn assert_nothing_or_fatal(what: &str, got: &[u8]) {
+    if got.is_empty() {
+        return;
+    }
+    let (tag, body) =
+        read_msg(&mut &got[..]).unwrap_or_else(|e| panic!("[{what}] reply {got:?}: {e}"));
+    assert_eq!(tag, b'E', "[{what}] unexpected reply {got:?}");
+    assert_eq!(
+        error_fields(&body).get(&'V').map(String::as_str),
+        Some("FATAL"),
+        "[{what}] {got:?}"
+    );
+}
+
+pub fn metric_at_least(proxy: &Proxy, name: &str, n: f64) {
+    wait_until(&format!("{name} >= {n}"), Duration::from_secs(10), || {
+        proxy.metric(name) >= n
+    });
+}
