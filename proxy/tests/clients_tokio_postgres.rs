@@ -466,19 +466,21 @@ async fn long_transaction_keeps_its_backend() {
     assert_eq!(direct("select count(*) from tp_longtx").await, "5");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_hangup_cancels_the_running_statement() {
-    let proxy = start_proxy().await;
-    let (client, conn) = connect(&proxy, "tp_hangup").await;
-    let query = tokio::spawn(async move { client.simple_query("select pg_sleep(60)").await });
-    wait_running("tp_hangup", "pg_sleep(60)").await;
-    // Dropping the connection task closes the socket without a Terminate message: the
-    // client process died, or its network went away.
+/// Drops the client's connection task, which closes the socket without a Terminate message
+/// (the client process died, or its network went away), and waits until the server no
+/// longer runs the statement matching `statement`.
+async fn hang_up_and_expect_cancel(
+    proxy: &Proxy,
+    conn: JoinHandle<Result<(), tokio_postgres::Error>>,
+    statement: &str,
+) {
     conn.abort();
     let _ = conn.await;
     let gone = wait_direct(
-        "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' \
-         and pid <> pg_backend_pid()",
+        &format!(
+            "select count(*) from pg_stat_activity where query like '%{statement}%' \
+             and pid <> pg_backend_pid()"
+        ),
         "0",
         Duration::from_secs(15),
     )
@@ -489,6 +491,15 @@ async fn client_hangup_cancels_the_running_statement() {
             proxy.log()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_hangup_cancels_the_running_statement() {
+    let proxy = start_proxy().await;
+    let (client, conn) = connect(&proxy, "tp_hangup").await;
+    let query = tokio::spawn(async move { client.simple_query("select pg_sleep(60)").await });
+    wait_running("tp_hangup", "pg_sleep(60)").await;
+    hang_up_and_expect_cancel(&proxy, conn, "pg_sleep(60)").await;
     assert!(query.await.expect("query task").is_err());
     // The proxy's own cancel went to the server.
     wait_metric_at_least(
@@ -522,21 +533,7 @@ async fn client_hangup_mid_pipeline_cancels_the_queued_statement() {
         .expect("first query task");
     assert!(first_ok, "first query succeeded");
     wait_running("tp_hangup_pipe", "pg_sleep(61)").await;
-    conn.abort();
-    let _ = conn.await;
-    let gone = wait_direct(
-        "select count(*) from pg_stat_activity where query like '%pg_sleep(61)%' \
-         and pid <> pg_backend_pid()",
-        "0",
-        Duration::from_secs(15),
-    )
-    .await;
-    if let Err(e) = gone {
-        panic!(
-            "the server still runs the abandoned statement: {e}\nproxy log:\n{}",
-            proxy.log()
-        );
-    }
+    hang_up_and_expect_cancel(&proxy, conn, "pg_sleep(61)").await;
     assert!(second.await.expect("second query task").is_err());
 }
 

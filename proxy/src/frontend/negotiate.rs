@@ -156,7 +156,7 @@ fn check_version(m: StartupMessage) -> Result<StartupMessage, FrontendError> {
             minor: m.minor,
         });
     }
-    if m.get("user").map_or(true, |u| u.is_empty()) {
+    if m.get("user").is_none_or(|u| u.is_empty()) {
         return Err(FrontendError::NoUser);
     }
     Ok(m)

@@ -9,7 +9,7 @@ async fn v1_and_garbage() {
     assert_eq!(a.to_string(), "203.0.113.7:51234");
     assert_eq!(ok, b"rest");
     let mut long = vec![b'P', b'R', b'O', b'X', b'Y', b' '];
-    long.extend(std::iter::repeat(b'1').take(200));
+    long.extend(std::iter::repeat_n(b'1', 200));
     assert!(read_header(&mut long.as_slice()).await.is_err());
     let mut junk: &[u8] = b"\0\0\0\x08\x04\xd2\x16\x2f\0\0\0\0";
     assert!(read_header(&mut junk).await.is_err());
