@@ -118,7 +118,7 @@ impl FrontendError {
             }
             FrontendError::Backend(e) => (
                 "08006",
-                format!("pgvigil cannot reach the database server: {e}"),
+                format!("pgvigil could not open the server connection: {e}"),
                 None,
             ),
             _ => return None,

@@ -83,6 +83,16 @@ pub fn free_port() -> u16 {
 impl Proxy {
     /// Starts the proxy in front of `cluster`, waiting until it accepts connections.
     pub fn start(cluster: &Cluster, opts: ProxyOptions) -> Proxy {
+        Proxy::start_upstream(cluster.port(), cluster.ca_cert(), opts)
+    }
+
+    /// Starts the proxy in front of whatever listens on 127.0.0.1:`upstream_port` (a real
+    /// cluster, or a hostile server in the tests that play one).
+    pub fn start_upstream(
+        upstream_port: u16,
+        upstream_ca: Option<&Path>,
+        opts: ProxyOptions,
+    ) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs = write_dev_certs(
             &dir.path().join("certs"),
@@ -96,8 +106,7 @@ impl Proxy {
             let config_path = dir.path().join("pgvigil.toml");
             let audit_path = dir.path().join("audit.jsonl");
             let log_path = dir.path().join(format!("pgvigil-{attempt}.log"));
-            let ca = cluster
-                .ca_cert()
+            let ca = upstream_ca
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
             let text = format!(
@@ -137,7 +146,7 @@ listen = "127.0.0.1:{metrics_port}"
                 sd = opts.shutdown_timeout,
                 pp = opts.proxy_protocol,
                 tls_mode = opts.tls_mode,
-                upport = cluster.port(),
+                upport = upstream_port,
                 sslmode = opts.sslmode,
                 auth = opts.auth_mode,
                 extra = opts.extra,
