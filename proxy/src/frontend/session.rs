@@ -36,9 +36,9 @@ pub async fn run(
         db = field::Empty,
         tls = field::Empty,
     );
-    run_inner(shared, tcp, peer, session_id, force_close)
-        .instrument(span)
-        .await
+    // Not `.instrument(span)` on the whole session: that enters and leaves the span on every
+    // poll of the relay, a cost per relayed batch for logs that happen a few times a session.
+    run_inner(shared, tcp, peer, session_id, force_close, span).await
 }
 
 async fn run_inner(
@@ -47,6 +47,7 @@ async fn run_inner(
     peer: SocketAddr,
     session_id: String,
     force_close: watch::Receiver<bool>,
+    span: tracing::Span,
 ) {
     let started = Instant::now();
     let config = shared.config();
@@ -62,7 +63,9 @@ async fn run_inner(
         auth_method: None,
     };
     let timeout = config.file.listen.startup_timeout;
-    let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info)).await;
+    let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info))
+        .instrument(span.clone())
+        .await;
     let (client, logged_in) = match result {
         Ok(Ok(Some(pair))) => pair,
         Ok(Ok(None)) => {
@@ -70,12 +73,12 @@ async fn run_inner(
             return;
         }
         Ok(Err(e)) => {
-            fail(&shared, info, &e).await;
+            fail(&shared, info, &e).instrument(span).await;
             return;
         }
         Err(_) => {
             shared.metrics.connection(ConnResult::Timeout);
-            tracing::info!(timeout = ?timeout, "startup timed out");
+            span.in_scope(|| tracing::info!(timeout = ?timeout, "startup timed out"));
             if info.user.is_some() {
                 let reason = format!(
                     "authentication timed out after {}",
@@ -95,11 +98,13 @@ async fn run_inner(
             session: info.clone(),
         })
         .await;
-    tracing::info!(
-        auth_method = info.auth_method.as_deref().unwrap_or(""),
-        "session started"
-    );
-    let (bytes_in, bytes_out) = relay_session(&shared, client, logged_in, force_close).await;
+    span.in_scope(|| {
+        tracing::info!(
+            auth_method = info.auth_method.as_deref().unwrap_or(""),
+            "session started"
+        )
+    });
+    let (bytes_in, bytes_out) = relay_session(&shared, client, logged_in, force_close, &span).await;
     shared
         .audit
         .emit(AuditEvent::SessionEnd {
@@ -112,7 +117,7 @@ async fn run_inner(
             },
         })
         .await;
-    tracing::info!(bytes_in, bytes_out, "session ended");
+    span.in_scope(|| tracing::info!(bytes_in, bytes_out, "session ended"));
 }
 
 /// Negotiation, TLS policy and login. `Ok(None)` for a handled cancel request.
@@ -274,15 +279,31 @@ async fn audit_failure(
         .await;
 }
 
+/// Bytes moved in one direction. The shared Prometheus counter is updated every
+/// [`METRIC_BATCH`] bytes and at the end, not per batch: every session on every core would
+/// otherwise contend on the same atomic for each relayed message.
 struct Count<'a> {
     n: u64,
+    unreported: u64,
     metric: &'a metrics::Counter,
+}
+
+const METRIC_BATCH: u64 = 16 * 1024;
+
+impl Count<'_> {
+    fn flush(&mut self) {
+        self.metric.increment(self.unreported);
+        self.unreported = 0;
+    }
 }
 
 impl ByteCounter for Count<'_> {
     fn add(&mut self, n: usize) {
         self.n += n as u64;
-        self.metric.increment(n as u64);
+        self.unreported += n as u64;
+        if self.unreported >= METRIC_BATCH {
+            self.flush();
+        }
     }
 }
 
@@ -305,6 +326,7 @@ async fn relay_session(
     client: MaybeTls,
     l: LoggedIn,
     mut force_close: watch::Receiver<bool>,
+    span: &tracing::Span,
 ) -> (u64, u64) {
     let activity = Activity::new_idle();
     let (mut cr, mut cw) = tokio::io::split(client);
@@ -315,10 +337,12 @@ async fn relay_session(
     let mut s_obs = ServerSide(&activity);
     let mut bytes_in = Count {
         n: 0,
+        unreported: 0,
         metric: &shared.metrics.bytes_in,
     };
     let mut bytes_out = Count {
         n: 0,
+        unreported: 0,
         metric: &shared.metrics.bytes_out,
     };
     enum End {
@@ -331,63 +355,68 @@ async fn relay_session(
         e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
     };
-    match end {
-        End::Client(PumpEnd::Eof)
-        | End::Client(PumpEnd::ReadError(_))
-        | End::Server(PumpEnd::WriteError(_)) => {
-            if let End::Client(PumpEnd::ReadError(e)) = &end {
-                if !e.is_disconnect() {
-                    tracing::warn!(error = %e, "client protocol violation; closing");
+    bytes_in.flush();
+    bytes_out.flush();
+    let close = async {
+        match end {
+            End::Client(PumpEnd::Eof)
+            | End::Client(PumpEnd::ReadError(_))
+            | End::Server(PumpEnd::WriteError(_)) => {
+                if let End::Client(PumpEnd::ReadError(e)) = &end {
+                    if !e.is_disconnect() {
+                        tracing::warn!(error = %e, "client protocol violation; closing");
+                        goodbye(fatal_to_client(
+                            &mut cw,
+                            "08P01",
+                            "invalid frontend message",
+                        ))
+                        .await;
+                    }
+                }
+                // A client that vanished mid-statement must not leave the statement running.
+                if !activity.client_terminated() && !activity.server_idle() {
+                    if let Some(key) = &l.cancel_key {
+                        tracing::info!("client disconnected mid-statement; cancelling it upstream");
+                        shared.cancels.cancel_running(key, &shared.metrics).await;
+                    }
+                }
+                goodbye(sw.shutdown()).await;
+            }
+            End::Server(PumpEnd::Eof)
+            | End::Server(PumpEnd::ReadError(_))
+            | End::Client(PumpEnd::WriteError(_)) => {
+                if let End::Server(PumpEnd::ReadError(e)) = &end {
+                    tracing::warn!(error = %e, "server connection failed");
+                }
+                // A server that said FATAL before closing has told the client already; and an
+                // ErrorResponse in the middle of a half-sent frame would only garble it.
+                if s_scan.at_boundary() && s_scan.last_tag() != b'E' {
                     goodbye(fatal_to_client(
                         &mut cw,
-                        "08P01",
-                        "invalid frontend message",
+                        "08006",
+                        "server closed the connection unexpectedly",
                     ))
                     .await;
                 }
             }
-            // A client that vanished mid-statement must not leave the statement running.
-            if !activity.client_terminated() && !activity.server_idle() {
-                if let Some(key) = &l.cancel_key {
-                    tracing::info!("client disconnected mid-statement; cancelling it upstream");
-                    shared.cancels.cancel_running(key, &shared.metrics).await;
+            End::Shutdown => {
+                if s_scan.at_boundary() {
+                    goodbye(fatal_to_client(
+                        &mut cw,
+                        "57P01",
+                        "terminating connection due to administrator command",
+                    ))
+                    .await;
                 }
-            }
-            goodbye(sw.shutdown()).await;
-        }
-        End::Server(PumpEnd::Eof)
-        | End::Server(PumpEnd::ReadError(_))
-        | End::Client(PumpEnd::WriteError(_)) => {
-            if let End::Server(PumpEnd::ReadError(e)) = &end {
-                tracing::warn!(error = %e, "server connection failed");
-            }
-            // A server that said FATAL before closing has told the client already; and an
-            // ErrorResponse in the middle of a half-sent frame would only garble it.
-            if s_scan.at_boundary() && s_scan.last_tag() != b'E' {
-                goodbye(fatal_to_client(
-                    &mut cw,
-                    "08006",
-                    "server closed the connection unexpectedly",
-                ))
-                .await;
+                if c_scan.at_boundary() {
+                    goodbye(sw.write_all(&[b'X', 0, 0, 0, 4])).await;
+                }
+                goodbye(sw.shutdown()).await;
             }
         }
-        End::Shutdown => {
-            if s_scan.at_boundary() {
-                goodbye(fatal_to_client(
-                    &mut cw,
-                    "57P01",
-                    "terminating connection due to administrator command",
-                ))
-                .await;
-            }
-            if c_scan.at_boundary() {
-                goodbye(sw.write_all(&[b'X', 0, 0, 0, 4])).await;
-            }
-            goodbye(sw.shutdown()).await;
-        }
-    }
-    goodbye(cw.shutdown()).await;
+        goodbye(cw.shutdown()).await;
+    };
+    close.instrument(span.clone()).await;
     (bytes_in.n, bytes_out.n)
 }
 
