@@ -109,8 +109,8 @@ impl FrameObserver for ServerSide<'_> {
 }
 
 /// Forwards `from` to `to` until either fails or `from` ends, starting with `buf`'s content
-/// (bytes buffered during authentication). Returns the scanner so the caller can see where
-/// the stream stopped.
+/// (bytes buffered during authentication). `scanner` is left where the stream stopped, so
+/// the caller knows whether it may append a message of its own at a frame boundary.
 pub async fn pump<R, W, O, C>(
     from: &mut R,
     to: &mut W,
