@@ -144,9 +144,7 @@ fn pgbench_connection_per_transaction() {
         ],
     );
     assert_eq!(check_run(&proxy, "-C", &out), 30);
-    let ok = proxy.metric("pgvigil_connections_total{result=\"ok\"}");
-    assert!(
-        ok >= 30.0,
-        "each transaction was its own session, counted {ok}"
-    );
+    // Each transaction was its own session. The proxy counts a login just after the
+    // client got ReadyForQuery, so the last one may land a moment after pgbench exits.
+    metric_at_least(&proxy, "pgvigil_connections_total{result=\"ok\"}", 30.0);
 }
