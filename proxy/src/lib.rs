@@ -11,6 +11,8 @@
 //! - [`backend`]: the server-facing side: connecting upstream, upstream TLS and
 //!   authentication (SCRAM, md5, cleartext).
 //! - [`audit`]: audit events and the bounded, durable writer.
+//! - [`sql`]: statement classification (pgAudit classes, objects, noise), redaction and the
+//!   classification cache; pure functions over hostile text.
 //! - [`metrics`]: Prometheus metric names and the exporter.
 //! - [`certs`]: development certificates (`pgvigil certs`).
 //! - [`demo`]: throwaway PostgreSQL clusters (`pgvigil demo`, the test harness, the load test).
@@ -22,5 +24,6 @@ pub mod config;
 pub mod demo;
 pub mod frontend;
 pub mod metrics;
+pub mod sql;
 pub mod tls;
 pub mod wire;

@@ -1,0 +1,100 @@
+//! The entry point: split, look up the cache, classify (AST first, tokens when it cannot),
+//! redact.
+
+use super::cache::Cache;
+use super::lex::{self, Fingerprinter};
+use super::{ast, tokens, Classification, Redact};
+use std::sync::Arc;
+
+/// How the classifier behaves; from `[audit]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifierOptions {
+    /// Statements longer than this are classified from the tokens of their prefix.
+    pub max_parse_bytes: usize,
+    /// Budget of the classification cache (0 disables it).
+    pub cache_bytes: usize,
+    pub redact: Redact,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions {
+            max_parse_bytes: 64 * 1024,
+            cache_bytes: 16 * 1024 * 1024,
+            redact: Redact::Passwords,
+        }
+    }
+}
+
+/// One classified statement, ready to be logged.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The statement text after redaction.
+    pub text: String,
+    pub class: Arc<Classification>,
+    /// Whether the classification came from the cache.
+    pub cache_hit: bool,
+}
+
+/// Shared by all sessions.
+pub struct Classifier {
+    opts: ClassifierOptions,
+    cache: Cache,
+    fingerprints: Fingerprinter,
+}
+
+impl Classifier {
+    pub fn new(opts: ClassifierOptions) -> Classifier {
+        Classifier {
+            opts,
+            cache: Cache::new(opts.cache_bytes),
+            fingerprints: Fingerprinter::default(),
+        }
+    }
+
+    /// The options this classifier was built with.
+    pub fn options(&self) -> ClassifierOptions {
+        self.opts
+    }
+
+    /// Splits a simple query and classifies each statement. An empty query gives none.
+    pub fn classify_query(&self, sql: &str) -> Vec<Statement> {
+        lex::split(sql)
+            .into_iter()
+            .filter_map(|r| sql.get(r))
+            .map(|s| self.classify_statement(s))
+            .collect()
+    }
+
+    /// Classifies one statement (no splitting).
+    pub fn classify_statement(&self, sql: &str) -> Statement {
+        let key = self.fingerprints.fingerprint(sql);
+        let (class, cache_hit) = match self.cache.get(key) {
+            Some(c) => (c, true),
+            None => {
+                let c = Arc::new(self.classify_uncached(sql));
+                if !c.literal_dependent {
+                    self.cache.insert(key, c.clone());
+                }
+                (c, false)
+            }
+        };
+        Statement {
+            text: lex::redact(sql, self.opts.redact).into_owned(),
+            class,
+            cache_hit,
+        }
+    }
+
+    /// AST first, tokens when the parser cannot (or the statement is too long to parse).
+    pub fn classify_uncached(&self, sql: &str) -> Classification {
+        if sql.len() > self.opts.max_parse_bytes {
+            let mut end = self.opts.max_parse_bytes;
+            while !sql.is_char_boundary(end) {
+                end -= 1;
+            }
+            return tokens::classify(&sql[..end]);
+        }
+        ast::classify(sql).unwrap_or_else(|| tokens::classify(sql))
+    }
+}

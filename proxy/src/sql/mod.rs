@@ -1,0 +1,150 @@
+//! The SQL layer: what a statement is, for the audit trail.
+//!
+//! Everything here works on text a client sent, so it is hostile-input code: no panics, no
+//! unbounded recursion, bounded work per byte. The layer is pure (no I/O, no sessions):
+//! - [`lex`]: lexical tools that never fail: splitting a simple query into statements,
+//!   the literal-blind fingerprint the cache is keyed by, and redaction.
+//! - [`ast`]: the sqlparser path: class, command, objects and functions from the AST.
+//! - [`tokens`]: the fallback when sqlparser cannot parse: leading keywords decide class
+//!   and command (as PostgreSQL derives its command tags), names are taken from the
+//!   positions that name objects.
+//! - [`noise`]: whether a classified statement provably only reads catalog state.
+//! - [`cache`]: classifications keyed by fingerprint, bounded by bytes.
+//! - [`classifier`]: the entry point tying these together.
+
+pub mod ast;
+pub mod cache;
+pub mod classifier;
+pub mod lex;
+pub mod noise;
+pub mod tokens;
+
+pub use classifier::{Classifier, ClassifierOptions, Statement};
+
+use serde::Serialize;
+
+/// pgAudit's statement classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Class {
+    Read,
+    Write,
+    Function,
+    Role,
+    Ddl,
+    Misc,
+    MiscSet,
+}
+
+impl Class {
+    /// The name pgAudit prints (`READ`, `MISC_SET`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Read => "READ",
+            Class::Write => "WRITE",
+            Class::Function => "FUNCTION",
+            Class::Role => "ROLE",
+            Class::Ddl => "DDL",
+            Class::Misc => "MISC",
+            Class::MiscSet => "MISC_SET",
+        }
+    }
+}
+
+/// An object a statement reads, writes or acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Object {
+    /// pgAudit's object type: `TABLE`, `VIEW`, `INDEX`, `SEQUENCE`, `FUNCTION`, `SCHEMA`,
+    /// `ROLE`, `DATABASE`, `TYPE`, `MATERIALIZED VIEW`, `FOREIGN TABLE`, ... Relations
+    /// read or written whose kind the text cannot tell are `TABLE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Qualified as written (`sales.orders`), identifiers folded like PostgreSQL folds
+    /// them (unquoted lowercased, quoted kept).
+    pub name: String,
+}
+
+/// Which classifier path produced a classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParsePath {
+    Ast,
+    Tokens,
+}
+
+/// A change of the effective role a statement makes when it succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoleChange {
+    /// `SET [SESSION] ROLE x`, `SET SESSION AUTHORIZATION x` (`local: false`), or
+    /// `SET LOCAL ROLE x` (`local: true`: until the transaction ends). `role` is folded
+    /// like an identifier (unquoted lowercased, quoted or string literal kept).
+    Set { role: String, local: bool },
+    /// `RESET ROLE`, `SET ROLE NONE`, `SET SESSION AUTHORIZATION DEFAULT`,
+    /// `RESET SESSION AUTHORIZATION`, `RESET ALL`.
+    Reset,
+}
+
+/// What one statement is, before redaction. Produced by [`ast`] or [`tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub class: Class,
+    /// pgAudit's command name for the top-level statement (`SELECT`, `CREATE TABLE`,
+    /// `ALTER ROLE`, `UNKNOWN` when nothing understood it).
+    pub command: String,
+    /// Relations read or written (CTE names excluded) and the object a DDL/ROLE statement
+    /// acts on, deduplicated, in order of first appearance.
+    pub objects: Vec<Object>,
+    /// Every function called, lowercased, qualified as written (`pg_catalog.format_type`).
+    pub functions: Vec<String>,
+    pub parse: ParsePath,
+    /// Whether the statement only reads catalog state ([`noise`]).
+    pub noise: bool,
+    /// Set by `SET ROLE` and friends.
+    pub role_change: Option<RoleChange>,
+    /// True when the classification depends on a literal's value (`SET ROLE 'x'`,
+    /// `set_config('x', ...)`): such classifications must not be cached under a
+    /// literal-blind fingerprint.
+    pub literal_dependent: bool,
+}
+
+impl Classification {
+    /// The classification of a statement nothing understood: still audited.
+    pub fn unknown(parse: ParsePath) -> Classification {
+        Classification {
+            class: Class::Misc,
+            command: "UNKNOWN".to_string(),
+            objects: Vec::new(),
+            functions: Vec::new(),
+            parse,
+            noise: false,
+            role_change: None,
+            literal_dependent: false,
+        }
+    }
+
+    /// Rough heap size, for the byte-bounded cache.
+    pub fn heap_bytes(&self) -> usize {
+        let objects: usize = self
+            .objects
+            .iter()
+            .map(|o| o.kind.len() + o.name.len() + std::mem::size_of::<Object>())
+            .sum();
+        let functions: usize = self
+            .functions
+            .iter()
+            .map(|f| f.len() + std::mem::size_of::<String>())
+            .sum();
+        self.command.len() + objects + functions + std::mem::size_of::<Classification>()
+    }
+}
+
+/// How statement text is redacted before it is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redact {
+    /// Passwords only (always on).
+    #[default]
+    Passwords,
+    /// Every literal becomes `?`, as in pg_stat_statements.
+    Literals,
+}
