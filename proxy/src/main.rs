@@ -1,4 +1,4 @@
-//! The `pgvigil` command: `run`, `check`, `certs`, `demo`.
+//! The `pgvigil` command: `run`, `check`, `certs`, `demo`, `classify`.
 
 use clap::{Parser, Subcommand};
 use pgvigil::audit::AuditWriter;
@@ -45,6 +45,57 @@ enum Command {
     },
     /// Start a throwaway PostgreSQL with pgvigil in front of it, and show how to connect.
     Demo,
+    /// Classify SQL as the audit log would (one JSON line per statement): class, command,
+    /// objects, functions, noise, the redacted statement, and which parser path was taken.
+    Classify {
+        /// The SQL; read from standard input when absent.
+        sql: Option<String>,
+        /// Redaction: `passwords` (default) or `literals`.
+        #[arg(long, default_value = "passwords")]
+        redact: String,
+    },
+}
+
+/// `pgvigil classify`.
+fn classify(sql: Option<String>, redact: &str) -> ExitCode {
+    use pgvigil::sql::{Classifier, ClassifierOptions, Redact};
+    let redact = match redact {
+        "passwords" => Redact::Passwords,
+        "literals" => Redact::Literals,
+        other => {
+            eprintln!("pgvigil classify: --redact {other:?}: use \"passwords\" or \"literals\"");
+            return ExitCode::from(2);
+        }
+    };
+    let sql = match sql {
+        Some(s) => s,
+        None => {
+            let mut s = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+                eprintln!("pgvigil classify: cannot read standard input: {e}");
+                return ExitCode::from(1);
+            }
+            s
+        }
+    };
+    let classifier = Classifier::new(ClassifierOptions {
+        redact,
+        ..ClassifierOptions::default()
+    });
+    for st in classifier.classify_query(&sql) {
+        let c = &st.class;
+        let line = serde_json::json!({
+            "class": c.class,
+            "command": c.command,
+            "objects": c.objects,
+            "functions": c.functions,
+            "noise": c.noise,
+            "statement": st.text,
+            "parse": c.parse,
+        });
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -75,6 +126,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Classify { sql, redact } => classify(sql, &redact),
         Command::Demo => {
             match runtime_then(|| async {
                 pgvigil::demo::run_demo().await.map_err(|e| e.to_string())
@@ -138,6 +190,7 @@ async fn run(path: PathBuf) -> Result<AuditWriter, String> {
     let (sink, writer) = AuditWriter::start(
         &audit_log,
         config.file.audit.queue_capacity,
+        config.file.audit.format,
         metrics.clone(),
     )
     .map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The audit event types and their JSON shape.
 
+use super::statement::StatementEvent;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -64,6 +65,11 @@ pub enum AuditEvent {
         session: Arc<SessionInfo>,
         end: SessionEnd,
     },
+    Statement {
+        ts: String,
+        session: Arc<SessionInfo>,
+        statement: Box<StatementEvent>,
+    },
 }
 
 #[derive(Serialize)]
@@ -81,6 +87,36 @@ struct Line<'a, T: Serialize> {
 struct Nothing {}
 
 impl AuditEvent {
+    /// The event's `type` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::SessionStart { .. } => "session_start",
+            AuditEvent::AuthFailure { .. } => "auth_failure",
+            AuditEvent::SessionEnd { .. } => "session_end",
+            AuditEvent::Statement { .. } => "statement",
+        }
+    }
+
+    /// The session the event belongs to.
+    pub fn session(&self) -> &SessionInfo {
+        match self {
+            AuditEvent::SessionStart { session, .. }
+            | AuditEvent::AuthFailure { session, .. }
+            | AuditEvent::SessionEnd { session, .. }
+            | AuditEvent::Statement { session, .. } => session,
+        }
+    }
+
+    /// When the event happened.
+    pub fn ts(&self) -> &str {
+        match self {
+            AuditEvent::SessionStart { ts, .. }
+            | AuditEvent::AuthFailure { ts, .. }
+            | AuditEvent::SessionEnd { ts, .. }
+            | AuditEvent::Statement { ts, .. } => ts,
+        }
+    }
+
     /// Appends the event as one JSON line (with the newline).
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match self {
@@ -113,6 +149,19 @@ impl AuditEvent {
                     kind: "session_end",
                     session,
                     extra: end,
+                },
+            ),
+            AuditEvent::Statement {
+                ts,
+                session,
+                statement,
+            } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "statement",
+                    session,
+                    extra: &statement.fields(),
                 },
             ),
         }?;

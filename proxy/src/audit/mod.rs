@@ -5,9 +5,15 @@
 //! queue is bounded and a full queue makes the session wait: no event is silently lost.
 
 mod event;
+mod messages;
+mod pgaudit;
+mod statement;
+mod tracker;
 mod writer;
 
 pub use event::{now_rfc3339, AuditEvent, AuthFailure, SessionEnd, SessionInfo};
+pub use statement::{Outcome, StatementEvent};
+pub use tracker::Tracker;
 pub use writer::{AuditSink, AuditWriter};
 
 /// Errors of the audit layer.

@@ -5,6 +5,7 @@
 //! thread too, so a session pays for one channel send per event.
 
 use super::{AuditError, AuditEvent};
+use crate::config::{AuditFormat, Backpressure};
 use crate::metrics::Metrics;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -21,15 +22,40 @@ const BATCH: usize = 1024;
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<AuditEvent>,
+    metrics: Arc<Metrics>,
 }
 
 impl AuditSink {
-    /// Queues an event, waiting while the queue is full (nothing is dropped).
+    /// Queues an event, waiting while the queue is full (nothing is dropped). Session
+    /// lifecycle events always wait: they are few and a trail without them is unreadable.
     pub async fn emit(&self, event: AuditEvent) {
         if self.tx.send(event).await.is_err() {
-            // Only possible after the writer died; it has logged why.
-            tracing::error!("audit writer has stopped; event not written");
+            self.writer_gone();
         }
+    }
+
+    /// Queues a statement event according to `[audit] on_backpressure`: waits for room,
+    /// or drops it and counts the drop.
+    pub async fn emit_statement(&self, event: AuditEvent, policy: Backpressure) {
+        match policy {
+            Backpressure::Wait => self.emit(event).await,
+            Backpressure::Drop => match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => self.metrics.audit_dropped.increment(1),
+                Err(mpsc::error::TrySendError::Closed(_)) => self.writer_gone(),
+            },
+        }
+    }
+
+    fn writer_gone(&self) {
+        // Only possible after the writer died; it has logged why.
+        self.metrics.audit_write_errors.increment(1);
+        tracing::error!("audit writer has stopped; event not written");
+    }
+
+    /// Events waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 }
 
@@ -67,6 +93,7 @@ impl AuditWriter {
     pub fn start(
         log: &str,
         capacity: usize,
+        format: AuditFormat,
         metrics: Arc<Metrics>,
     ) -> Result<(AuditSink, AuditWriter), AuditError> {
         let out = if log == "-" {
@@ -87,13 +114,16 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let thread = std::thread::Builder::new()
             .name("pgvigil-audit".into())
-            .spawn(move || run(rx, out, metrics))
+            .spawn({
+                let metrics = metrics.clone();
+                move || run(rx, out, format, metrics)
+            })
             .map_err(|source| AuditError::Open {
                 path: log.to_string(),
                 source,
             })?;
         Ok((
-            AuditSink { tx },
+            AuditSink { tx, metrics },
             AuditWriter {
                 thread: Some(thread),
             },
@@ -111,7 +141,12 @@ impl AuditWriter {
     }
 }
 
-fn run(mut rx: mpsc::Receiver<AuditEvent>, mut out: Out, metrics: Arc<Metrics>) {
+fn run(
+    mut rx: mpsc::Receiver<AuditEvent>,
+    mut out: Out,
+    format: AuditFormat,
+    metrics: Arc<Metrics>,
+) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut batch = Vec::with_capacity(BATCH);
     let mut last_sync = Instant::now();
@@ -142,7 +177,11 @@ fn run(mut rx: mpsc::Receiver<AuditEvent>, mut out: Out, metrics: Arc<Metrics>) 
             metrics.audit_queue_depth.set(rx.len() as f64);
             buf.clear();
             for e in batch.drain(..) {
-                if let Err(err) = e.write_json(&mut buf) {
+                let written = match format {
+                    AuditFormat::Json => e.write_json(&mut buf),
+                    AuditFormat::Pgaudit => super::pgaudit::write(&e, &mut buf),
+                };
+                if let Err(err) = written {
                     metrics.audit_write_errors.increment(1);
                     tracing::error!(error = %err, "cannot serialise an audit event");
                 } else {

@@ -162,9 +162,59 @@ pub struct Audit {
     /// JSON lines file; "-" for stdout.
     #[serde(default = "default_audit_log")]
     pub log: String,
-    /// Events waiting for the writer before sessions wait.
+    /// Events waiting for the writer before sessions wait (or drop, see `on_backpressure`).
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// `json` (one JSON object per line) or `pgaudit` (pgAudit's line format).
+    #[serde(default)]
+    pub format: AuditFormat,
+    /// What a session does when the queue is full: `wait` (nothing lost) or `drop`.
+    #[serde(default)]
+    pub on_backpressure: Backpressure,
+    /// Users whose statements are counted but not written (exact names and `*` globs).
+    #[serde(default)]
+    pub service_accounts: Vec<String>,
+    /// Write service accounts' statements too.
+    #[serde(default)]
+    pub log_service_accounts: bool,
+    /// Write catalog noise (tool introspection queries) too.
+    #[serde(default)]
+    pub log_noise: bool,
+    /// Add Bind parameters to extended-protocol statement events.
+    #[serde(default)]
+    pub log_parameters: bool,
+    /// Each logged parameter is cut to this many bytes.
+    #[serde(default = "default_log_parameter_max_bytes")]
+    pub log_parameter_max_bytes: usize,
+    /// `passwords` (always) or `literals` (every literal becomes `?`).
+    #[serde(default)]
+    pub redact: crate::sql::Redact,
+    /// Statements longer than this are classified from the tokens of their prefix.
+    #[serde(default = "default_max_parse_bytes")]
+    pub max_parse_bytes: usize,
+    /// Memory for cached classifications.
+    #[serde(default = "default_classify_cache_bytes")]
+    pub classify_cache_bytes: usize,
+}
+
+/// `[audit] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFormat {
+    #[default]
+    Json,
+    Pgaudit,
+}
+
+/// `[audit] on_backpressure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backpressure {
+    /// The session waits for room: nothing is lost, the client is slowed down.
+    #[default]
+    Wait,
+    /// The event is dropped and counted in `pgvigil_audit_dropped_total`.
+    Drop,
 }
 
 /// `[metrics]`.
@@ -210,6 +260,15 @@ fn default_audit_log() -> String {
 }
 fn default_queue_capacity() -> usize {
     65_536
+}
+fn default_log_parameter_max_bytes() -> usize {
+    256
+}
+fn default_max_parse_bytes() -> usize {
+    64 * 1024
+}
+fn default_classify_cache_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 impl Default for Listen {
@@ -261,6 +320,16 @@ impl Default for Audit {
         Audit {
             log: default_audit_log(),
             queue_capacity: default_queue_capacity(),
+            format: AuditFormat::default(),
+            on_backpressure: Backpressure::default(),
+            service_accounts: Vec::new(),
+            log_service_accounts: false,
+            log_noise: false,
+            log_parameters: false,
+            log_parameter_max_bytes: default_log_parameter_max_bytes(),
+            redact: crate::sql::Redact::default(),
+            max_parse_bytes: default_max_parse_bytes(),
+            classify_cache_bytes: default_classify_cache_bytes(),
         }
     }
 }

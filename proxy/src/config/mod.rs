@@ -11,6 +11,7 @@ mod validate;
 
 pub use file::*;
 
+use crate::sql::Classifier;
 use crate::tls::{ClientTls, UpstreamTls};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,9 +86,21 @@ pub struct Config {
     pub default_upstream: UpstreamTarget,
     /// `[databases.NAME]` routes.
     pub routes: std::collections::HashMap<String, UpstreamTarget>,
+    /// The statement classifier built from `[audit]` (its cache lives as long as this
+    /// snapshot).
+    pub classifier: Arc<Classifier>,
 }
 
 impl Config {
+    /// Whether `user` is a service account (`[audit] service_accounts`).
+    pub fn is_service_account(&self, user: &str) -> bool {
+        self.file
+            .audit
+            .service_accounts
+            .iter()
+            .any(|p| glob_match(p, user))
+    }
+
     /// The upstream for a client's requested database name.
     pub fn route(&self, database: &str) -> &UpstreamTarget {
         self.routes.get(database).unwrap_or(&self.default_upstream)
@@ -126,4 +139,53 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
             c.path = path.to_path_buf();
             c
         })
+}
+
+/// Glob match with `*` (any run of characters) and `?` (one character); everything else is
+/// literal. Iterative with one backtrack point, so linear-ish and never recursive.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi.min(p.len())..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("svc_*", "svc_billing"));
+        assert!(glob_match("svc_*", "svc_"));
+        assert!(!glob_match("svc_*", "alice"));
+        assert!(glob_match("replicator", "replicator"));
+        assert!(!glob_match("replicator", "replicator2"));
+        assert!(glob_match("*_bot", "deploy_bot"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("app?", "app1"));
+        assert!(!glob_match("app?", "app"));
+    }
 }

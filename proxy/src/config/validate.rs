@@ -6,6 +6,7 @@ use super::{
     ClientTlsMode, Config, ConfigFile, ConfigIssue, DatabaseRoute, SslMode, Upstream,
     UpstreamTarget,
 };
+use crate::sql::{Classifier, ClassifierOptions};
 use crate::tls::{ClientTls, UpstreamTls};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +63,21 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
     if file.audit.queue_capacity == 0 {
         c.issue(&["audit", "queue_capacity"], "must be at least 1");
     }
+    if file.audit.max_parse_bytes == 0 {
+        c.issue(&["audit", "max_parse_bytes"], "must be at least 1");
+    }
+    for (i, pattern) in file.audit.service_accounts.iter().enumerate() {
+        if pattern.is_empty() || pattern.chars().all(|ch| ch == '*') {
+            c.issue(
+                &["audit", "service_accounts"],
+                format!(
+                    "entry {} ({pattern:?}) would match every user; name the accounts, \
+                     e.g. \"svc_*\"",
+                    i + 1
+                ),
+            );
+        }
+    }
     if file.audit.log.is_empty() {
         c.issue(
             &["audit", "log"],
@@ -83,11 +99,16 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
     }
     match (c.issues.is_empty(), default_upstream) {
         (true, Some(default_upstream)) => Ok(Config {
-            file,
             path: PathBuf::new(),
             client_tls,
             default_upstream,
             routes,
+            classifier: Arc::new(Classifier::new(ClassifierOptions {
+                max_parse_bytes: file.audit.max_parse_bytes,
+                cache_bytes: file.audit.classify_cache_bytes,
+                redact: file.audit.redact,
+            })),
+            file,
         }),
         _ => Err(c.issues),
     }

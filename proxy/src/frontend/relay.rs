@@ -5,10 +5,13 @@
 //! on in one write. Frames are never assembled or copied one by one, so a multi-gigabyte
 //! COPY or result streams through a buffer of at most [`MAX_BUF`] bytes.
 
+use crate::audit::{AuditSink, Tracker};
+use crate::config::Backpressure;
 use crate::wire::frame::MAX_MESSAGE;
 use crate::wire::{FrameObserver, FrameScanner, WireError};
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A fresh session's buffer: small, because most sessions are idle most of the time.
@@ -67,45 +70,101 @@ impl Activity {
     }
 }
 
-/// Watches client-to-server frames.
-pub struct ClientSide<'a>(pub &'a Activity);
+/// Watches client-to-server frames: activity for cancel-on-hang-up, statements for the
+/// audit tracker.
+pub struct ClientSide<'a> {
+    pub activity: &'a Activity,
+    pub tracker: &'a Mutex<Tracker>,
+}
 
 impl FrameObserver for ClientSide<'_> {
-    fn on_header(&mut self, tag: u8, _len: usize) -> usize {
+    fn on_header(&mut self, tag: u8, len: usize) -> usize {
+        self.activity.client_sent(tag);
+        // CopyData is the bulk of a COPY IN: not worth a lock.
+        if tag == b'd' {
+            return 0;
+        }
+        lock(self.tracker).client_wants(tag, len)
+    }
+    fn on_frame(&mut self, tag: u8, _len: usize, head: &[u8]) {
+        lock(self.tracker).client_frame(tag, head);
+    }
+}
+
+/// The tracker's lock. A panic while holding it cannot leave the protocol state worse
+/// than a missed frame, so a poisoned lock is used as is.
+fn lock(m: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Activity {
+    /// Notes a client message by its tag.
+    fn client_sent(&self, tag: u8) {
+        let activity = self;
         match tag {
-            b'X' => self.0.client_terminated.store(true, Ordering::Relaxed),
+            b'X' => activity.client_terminated.store(true, Ordering::Relaxed),
             b'Q' | b'F' => {
-                self.0.awaiting_ready.fetch_add(1, Ordering::Relaxed);
+                activity.awaiting_ready.fetch_add(1, Ordering::Relaxed);
             }
             b'S' => {
-                self.0.awaiting_ready.fetch_add(1, Ordering::Relaxed);
-                self.0.unsynced.store(false, Ordering::Relaxed);
+                activity.awaiting_ready.fetch_add(1, Ordering::Relaxed);
+                activity.unsynced.store(false, Ordering::Relaxed);
             }
             // CopyData/CopyDone/CopyFail belong to a Query or Execute already counted.
             b'd' | b'c' | b'f' => {}
             // Parse, Bind, Describe, Execute, Close, Flush, and anything unknown.
-            _ => self.0.unsynced.store(true, Ordering::Relaxed),
+            _ => activity.unsynced.store(true, Ordering::Relaxed),
         }
-        0
     }
-    fn on_frame(&mut self, _tag: u8, _len: usize, _head: &[u8]) {}
 }
 
 /// Watches server-to-client frames.
-pub struct ServerSide<'a>(pub &'a Activity);
+pub struct ServerSide<'a> {
+    pub activity: &'a Activity,
+    pub tracker: &'a Mutex<Tracker>,
+}
 
 impl FrameObserver for ServerSide<'_> {
-    fn on_header(&mut self, tag: u8, _len: usize) -> usize {
-        if tag == b'Z' {
-            // Saturating: a ReadyForQuery nothing asked for must not wrap the count.
-            let _ = self
-                .0
-                .awaiting_ready
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    fn on_header(&mut self, tag: u8, len: usize) -> usize {
+        match tag {
+            // DataRow and CopyData: the bulk of every result, never looked into.
+            b'D' | b'd' => return 0,
+            b'Z' => self.activity.server_ready(),
+            _ => {}
         }
-        0
+        lock(self.tracker).server_wants(tag, len)
     }
-    fn on_frame(&mut self, _tag: u8, _len: usize, _head: &[u8]) {}
+    fn on_frame(&mut self, tag: u8, _len: usize, head: &[u8]) {
+        lock(self.tracker).server_frame(tag, head);
+    }
+}
+
+impl Activity {
+    /// Notes a ReadyForQuery.
+    fn server_ready(&self) {
+        // Saturating: a ReadyForQuery nothing asked for must not wrap the count.
+        let _ = self
+            .awaiting_ready
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+/// Where the completed statement events of a direction go.
+pub struct Events<'a> {
+    pub tracker: &'a Mutex<Tracker>,
+    pub sink: &'a AuditSink,
+    pub backpressure: Backpressure,
+}
+
+impl Events<'_> {
+    /// Hands the tracker's finished events to the audit sink (waiting for room unless the
+    /// policy is to drop).
+    async fn flush(&self) {
+        let events = lock(self.tracker).take_events();
+        for e in events {
+            self.sink.emit_statement(e, self.backpressure).await;
+        }
+    }
 }
 
 /// Forwards `from` to `to` until either fails or `from` ends, starting with `buf`'s content
@@ -118,6 +177,7 @@ pub async fn pump<R, W, O, C>(
     scanner: &mut FrameScanner,
     observer: &mut O,
     counter: &mut C,
+    events: &Events<'_>,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
@@ -145,6 +205,9 @@ where
         if let Err(e) = scanner.scan(&buf, observer) {
             return PumpEnd::ReadError(e);
         }
+        // Events are queued before the bytes go on: a client never sees the result of a
+        // statement whose audit event is not yet in the writer's queue.
+        events.flush().await;
         if let Err(e) = to.write_all(&buf).await {
             return PumpEnd::WriteError(WireError::Io(e));
         }

@@ -4,12 +4,14 @@ use super::*;
 
 fn client(a: &Activity, tags: &[u8]) {
     for &t in tags {
-        ClientSide(a).on_header(t, 0);
+        a.client_sent(t);
     }
 }
 fn server(a: &Activity, tags: &[u8]) {
     for &t in tags {
-        ServerSide(a).on_header(t, 0);
+        if t == b'Z' {
+            a.server_ready();
+        }
     }
 }
 

@@ -4,15 +4,15 @@
 
 use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
-use super::relay::{self, Activity, ByteCounter, ClientSide, PumpEnd, ServerSide};
+use super::relay::{self, Activity, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
 use super::{proxy_protocol, FrontendError, Shared};
-use crate::audit::{now_rfc3339, AuditEvent, AuthFailure, SessionEnd, SessionInfo};
+use crate::audit::{now_rfc3339, AuditEvent, AuthFailure, SessionEnd, SessionInfo, Tracker};
 use crate::config::{ClientTlsMode, Config};
 use crate::metrics::ConnResult;
 use crate::tls::{peer_common_name, MaybeTls};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -104,7 +104,34 @@ async fn run_inner(
             "session started"
         )
     });
-    let (bytes_in, bytes_out) = relay_session(&shared, client, logged_in, force_close, &span).await;
+    let tracker = Mutex::new(Tracker::new(
+        config.clone(),
+        shared.metrics.clone(),
+        info.clone(),
+    ));
+    let (bytes_in, bytes_out) = relay_session(
+        &shared,
+        &config,
+        client,
+        logged_in,
+        &tracker,
+        force_close,
+        &span,
+    )
+    .await;
+    // Statements the server never answered (the client or server went away mid-way) are
+    // audited too.
+    let unanswered = {
+        let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+        t.abandon();
+        t.take_events()
+    };
+    for e in unanswered {
+        shared
+            .audit
+            .emit_statement(e, config.file.audit.on_backpressure)
+            .await;
+    }
     shared
         .audit
         .emit(AuditEvent::SessionEnd {
@@ -323,8 +350,10 @@ async fn goodbye<T>(f: impl std::future::Future<Output = T>) {
 /// Returns bytes from the client and bytes to the client.
 async fn relay_session(
     shared: &Shared,
+    config: &Config,
     client: MaybeTls,
     l: LoggedIn,
+    tracker: &Mutex<Tracker>,
     mut force_close: watch::Receiver<bool>,
     span: &tracing::Span,
 ) -> (u64, u64) {
@@ -333,8 +362,19 @@ async fn relay_session(
     let (mut sr, mut sw) = tokio::io::split(l.server);
     let mut c_scan = relay::scanner();
     let mut s_scan = relay::scanner();
-    let mut c_obs = ClientSide(&activity);
-    let mut s_obs = ServerSide(&activity);
+    let mut c_obs = ClientSide {
+        activity: &activity,
+        tracker,
+    };
+    let mut s_obs = ServerSide {
+        activity: &activity,
+        tracker,
+    };
+    let events = Events {
+        tracker,
+        sink: &shared.audit,
+        backpressure: config.file.audit.on_backpressure,
+    };
     let mut bytes_in = Count {
         n: 0,
         unreported: 0,
@@ -351,8 +391,8 @@ async fn relay_session(
         Shutdown,
     }
     let end = tokio::select! {
-        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in) => End::Client(e),
-        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out) => End::Server(e),
+        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &events) => End::Client(e),
+        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
     };
     bytes_in.flush();

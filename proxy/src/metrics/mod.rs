@@ -1,6 +1,7 @@
 //! Prometheus metrics: names in one place, handles registered once (a per-event registry
 //! lookup would sit on the relay's hot path), and the HTTP exporter.
 
+use crate::sql::Class;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram};
 use std::net::SocketAddr;
@@ -75,7 +76,23 @@ pub struct Metrics {
     pub audit_write_errors: Counter,
     pub audit_dropped: Counter,
     pub audit_queue_depth: Gauge,
+    /// Indexed by [`Metrics::statement`]: class × user kind × noise.
+    statements: Vec<Counter>,
+    pub parse_fallback: Counter,
+    pub classify_cache_hits: Counter,
+    pub classify_cache_misses: Counter,
 }
+
+/// Classes in the order of `pgvigil_statements_total`'s handle table.
+const CLASSES: [Class; 7] = [
+    Class::Read,
+    Class::Write,
+    Class::Function,
+    Class::Role,
+    Class::Ddl,
+    Class::Misc,
+    Class::MiscSet,
+];
 
 impl Metrics {
     /// Registers every metric with the installed recorder (or the no-op one).
@@ -105,7 +122,40 @@ impl Metrics {
             "pgvigil_audit_queue_depth",
             "Audit events waiting for the writer"
         );
+        describe_counter!(
+            "pgvigil_statements_total",
+            "Statements seen, by class, user kind and noise (written or not)"
+        );
+        describe_counter!(
+            "pgvigil_parse_fallback_total",
+            "Statements sqlparser could not parse, classified from tokens"
+        );
+        describe_counter!(
+            "pgvigil_classify_cache_hits_total",
+            "Statement classifications served from the cache"
+        );
+        describe_counter!(
+            "pgvigil_classify_cache_misses_total",
+            "Statement classifications computed"
+        );
+        let mut statements = Vec::with_capacity(CLASSES.len() * 4);
+        for class in CLASSES {
+            for user_kind in ["human", "service"] {
+                for noise in ["false", "true"] {
+                    statements.push(counter!(
+                        "pgvigil_statements_total",
+                        "class" => class.as_str(),
+                        "user_kind" => user_kind,
+                        "noise" => noise
+                    ));
+                }
+            }
+        }
         Metrics {
+            statements,
+            parse_fallback: counter!("pgvigil_parse_fallback_total"),
+            classify_cache_hits: counter!("pgvigil_classify_cache_hits_total"),
+            classify_cache_misses: counter!("pgvigil_classify_cache_misses_total"),
             client_connections: gauge!("pgvigil_client_connections"),
             connections: ConnResult::ALL
                 .map(|r| counter!("pgvigil_connections_total", "result" => r.label())),
@@ -125,6 +175,15 @@ impl Metrics {
     /// Counts a finished client connection.
     pub fn connection(&self, r: ConnResult) {
         self.connections[r as usize].increment(1);
+    }
+
+    /// Counts a statement.
+    pub fn statement(&self, class: Class, service: bool, noise: bool) {
+        let c = CLASSES.iter().position(|&k| k == class).unwrap_or(0);
+        let i = c * 4 + usize::from(service) * 2 + usize::from(noise);
+        if let Some(counter) = self.statements.get(i) {
+            counter.increment(1);
+        }
     }
 
     /// Counts a cancel request.

@@ -43,6 +43,15 @@ pub struct Classifier {
     fingerprints: Fingerprinter,
 }
 
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("opts", &self.opts)
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
 impl Classifier {
     pub fn new(opts: ClassifierOptions) -> Classifier {
         Classifier {

@@ -42,6 +42,8 @@ pub struct ProxyOptions {
     pub client_cert_user: &'static str,
     /// Extra TOML appended to the config (e.g. `[databases.x]` tables).
     pub extra: String,
+    /// Extra keys for the `[audit]` table (e.g. `log_noise = true`).
+    pub audit: String,
 }
 
 impl Default for ProxyOptions {
@@ -56,6 +58,7 @@ impl Default for ProxyOptions {
             proxy_protocol: false,
             client_cert_user: "app_user",
             extra: String::new(),
+            audit: String::new(),
         }
     }
 }
@@ -135,6 +138,7 @@ mode = "{auth}"
 
 [audit]
 log = "audit.jsonl"
+{audit}
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
@@ -150,6 +154,7 @@ listen = "127.0.0.1:{metrics_port}"
                 sslmode = opts.sslmode,
                 auth = opts.auth_mode,
                 extra = opts.extra,
+                audit = opts.audit,
             );
             std::fs::write(&config_path, text).expect("write config");
             let log = std::fs::File::create(&log_path).expect("log file");

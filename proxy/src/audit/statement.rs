@@ -1,0 +1,121 @@
+//! The `statement` event: one executed (or failed, or skipped) statement with its
+//! classification and the server's verdict.
+
+use crate::sql::{Class, Classification, Object, ParsePath};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// How the server answered a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Error,
+    /// Never ran: an earlier statement of the same simple query, or an earlier message of
+    /// the same extended-protocol batch, failed.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A `statement` event's own fields.
+#[derive(Debug, Clone)]
+pub struct StatementEvent {
+    pub statement_id: u64,
+    pub substatement_id: u32,
+    pub class: Arc<Classification>,
+    /// Objects the classification did not know (FunctionCall's function oid).
+    pub extra_objects: Vec<Object>,
+    /// Redacted text.
+    pub statement: Arc<str>,
+    /// `simple`, `extended` or `function_call`.
+    pub protocol: &'static str,
+    pub service: bool,
+    /// The effective role when it differs from the authenticated user.
+    pub role: Option<Arc<str>>,
+    pub outcome: Outcome,
+    pub sqlstate: Option<String>,
+    pub error: Option<String>,
+    pub rows: Option<u64>,
+    pub duration_ms: Option<f64>,
+    /// Bind parameters, when `log_parameters` is on.
+    pub parameters: Option<Arc<[String]>>,
+}
+
+#[derive(Serialize)]
+struct Fields<'a> {
+    statement_id: u64,
+    substatement_id: u32,
+    class: Class,
+    command: &'a str,
+    objects: Objects<'a>,
+    statement: &'a str,
+    protocol: &'static str,
+    parse: ParsePath,
+    user_kind: &'static str,
+    noise: bool,
+    role: Option<&'a str>,
+    outcome: Outcome,
+    sqlstate: Option<&'a str>,
+    error: Option<&'a str>,
+    rows: Option<u64>,
+    duration_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a [String]>,
+}
+
+/// The classification's objects followed by the event's own, as one JSON array.
+struct Objects<'a>(&'a [Object], &'a [Object]);
+
+impl Serialize for Objects<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().chain(self.1.iter()))
+    }
+}
+
+impl StatementEvent {
+    /// Every object: the classification's, then the event's own.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.class.objects.iter().chain(self.extra_objects.iter())
+    }
+
+    /// `human` or `service`.
+    pub fn user_kind(&self) -> &'static str {
+        if self.service {
+            "service"
+        } else {
+            "human"
+        }
+    }
+
+    /// The serialisable view of the event's own fields.
+    pub(super) fn fields(&self) -> impl Serialize + '_ {
+        Fields {
+            statement_id: self.statement_id,
+            substatement_id: self.substatement_id,
+            class: self.class.class,
+            command: &self.class.command,
+            objects: Objects(&self.class.objects, &self.extra_objects),
+            statement: &self.statement,
+            protocol: self.protocol,
+            parse: self.class.parse,
+            user_kind: self.user_kind(),
+            noise: self.class.noise,
+            role: self.role.as_deref(),
+            outcome: self.outcome,
+            sqlstate: self.sqlstate.as_deref(),
+            error: self.error.as_deref(),
+            rows: self.rows,
+            duration_ms: self.duration_ms,
+            parameters: self.parameters.as_deref(),
+        }
+    }
+}

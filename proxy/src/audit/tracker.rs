@@ -1,0 +1,775 @@
+//! The statement tracker: follows one session's protocol conversation and turns it into
+//! `statement` events, each carrying the server's verdict on that very statement.
+//!
+//! The client side records what was sent, in order: each simple Query (split into its
+//! statements), each extended-protocol message (Parse, Bind, Describe, Execute, Close,
+//! Sync) and each FunctionCall. The server answers strictly in that order, so every reply
+//! settles the oldest entry still waiting for one:
+//! - ParseComplete, BindComplete, CloseComplete, NoData/RowDescription settle Parse, Bind,
+//!   Close and Describe.
+//! - CommandComplete, EmptyQueryResponse and PortalSuspended settle the current statement
+//!   of a Query, or an Execute.
+//! - ErrorResponse fails the current statement. In a simple Query the statements after it
+//!   never ran (`skipped`); in an extended batch the server ignores everything up to Sync,
+//!   so the Executes queued before that Sync are `skipped` too.
+//! - ReadyForQuery ends a Query, FunctionCall or Sync.
+//!
+//! Prepared statements are classified once, at Parse, and remembered by name; portals
+//! remember the statement they were bound to (and the parameters, with `log_parameters`).
+
+use super::messages;
+use super::statement::{Outcome, StatementEvent};
+use super::{now_rfc3339, AuditEvent, SessionInfo};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::sql::{Class, Classification, Object, ParsePath, RoleChange, Statement};
+use crate::wire::messages::ErrorFields;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` if
+/// larger): enough to split and log any hand-written statement, bounded for bulk loads.
+const CAPTURE_MIN: usize = 1024 * 1024;
+/// Names and small fields: Bind without parameters, Execute, Close.
+const NAMES_CAPTURE: usize = 4096;
+/// ErrorResponse fields worth keeping.
+const ERROR_CAPTURE: usize = 4096;
+/// Prepared statements and portals remembered per session. The server holds them too, so
+/// this only bounds what a client that never closes them can make the proxy keep.
+const MAX_NAMED: usize = 10_000;
+
+/// A statement prepared with Parse.
+struct Prepared {
+    text: Arc<str>,
+    class: Arc<Classification>,
+}
+
+/// A portal created with Bind.
+struct Portal {
+    prepared: Option<Arc<Prepared>>,
+    params: Option<Arc<[String]>>,
+}
+
+/// A client message still waiting for the server's reply.
+enum Pending {
+    Query {
+        id: u64,
+        pieces: Vec<(Arc<str>, Arc<Classification>)>,
+        /// Statements settled so far.
+        done: usize,
+        /// The text was cut at the capture limit: more statements may follow.
+        truncated: bool,
+        started: Instant,
+    },
+    /// The statement being prepared (for a Parse that fails with no Execute after it).
+    Parse(Arc<Prepared>),
+    Bind,
+    Describe,
+    Close,
+    Execute {
+        id: u64,
+        portal: Option<Arc<Portal>>,
+        started: Instant,
+    },
+    Function {
+        id: u64,
+        oid: Option<u32>,
+        started: Instant,
+    },
+    Sync,
+}
+
+/// Per-session audit state. Shared by both relay directions behind a mutex.
+pub struct Tracker {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    session: Arc<SessionInfo>,
+    service: bool,
+    capture: usize,
+    next_id: u64,
+    statements: HashMap<String, Arc<Prepared>>,
+    portals: HashMap<String, Arc<Portal>>,
+    queue: VecDeque<Pending>,
+    ready: Vec<AuditEvent>,
+    /// The role set with SET ROLE / SET SESSION AUTHORIZATION (`None`: the login user).
+    role: Option<Arc<str>>,
+    /// SET LOCAL ROLE, until the transaction ends.
+    local_role: Option<Option<Arc<str>>>,
+    /// The role when the open transaction block began, restored by ROLLBACK.
+    tx_start_role: Option<Option<Arc<str>>>,
+}
+
+impl Tracker {
+    /// A tracker for a session that has just logged in.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, session: Arc<SessionInfo>) -> Tracker {
+        let service = session
+            .user
+            .as_deref()
+            .is_some_and(|u| config.is_service_account(u));
+        let capture = config.file.audit.max_parse_bytes.max(CAPTURE_MIN);
+        Tracker {
+            config,
+            metrics,
+            session,
+            service,
+            capture,
+            next_id: 1,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            queue: VecDeque::new(),
+            ready: Vec::new(),
+            role: None,
+            local_role: None,
+            tx_start_role: None,
+        }
+    }
+
+    /// Events completed since the last call.
+    pub fn take_events(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// How many body bytes of a client frame the tracker needs.
+    pub fn client_wants(&mut self, tag: u8, len: usize) -> usize {
+        let want = match tag {
+            b'Q' | b'P' => self.capture,
+            b'B' if self.config.file.audit.log_parameters => self.capture,
+            b'B' | b'E' | b'C' => NAMES_CAPTURE,
+            b'F' => 4,
+            b'D' => {
+                self.push(Pending::Describe);
+                0
+            }
+            b'S' => {
+                self.push(Pending::Sync);
+                0
+            }
+            _ => 0,
+        };
+        if want > 0 && len == 0 {
+            // No body to look at (malformed): the server will answer with an error, which
+            // must land on an entry of its own.
+            self.client_frame(tag, &[]);
+            return 0;
+        }
+        want
+    }
+
+    /// A client frame's head, as asked for by [`Tracker::client_wants`].
+    pub fn client_frame(&mut self, tag: u8, body: &[u8]) {
+        match tag {
+            b'Q' => self.on_query(body),
+            b'P' => self.on_parse(body),
+            b'B' => self.on_bind(body),
+            b'E' => self.on_execute(body),
+            b'C' => {
+                let (kind, name) = messages::close(body);
+                match kind {
+                    b'S' => drop(self.statements.remove(&name)),
+                    b'P' => drop(self.portals.remove(&name)),
+                    _ => {}
+                }
+                self.push(Pending::Close);
+            }
+            b'F' => {
+                let id = self.take_id();
+                self.push(Pending::Function {
+                    id,
+                    oid: messages::function_call(body),
+                    started: Instant::now(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// How many body bytes of a server frame the tracker needs.
+    pub fn server_wants(&mut self, tag: u8, len: usize) -> usize {
+        match tag {
+            b'C' => 64,
+            b'E' => ERROR_CAPTURE,
+            b'Z' => 1,
+            b'1' => self.settle(|p| matches!(p, Pending::Parse(_))),
+            b'2' => self.settle(|p| matches!(p, Pending::Bind)),
+            b'3' => self.settle(|p| matches!(p, Pending::Close)),
+            b'n' => self.settle(|p| matches!(p, Pending::Describe)),
+            // RowDescription answers Describe, or starts a simple query's result.
+            b'T' => self.settle(|p| matches!(p, Pending::Describe)),
+            b'I' => {
+                self.complete(None, true);
+                0
+            }
+            b's' | b'V' => {
+                self.complete(None, false);
+                0
+            }
+            // ParameterStatus: application_name may change after login.
+            b'S' => 256,
+            _ => 0,
+        }
+        .min(len.max(1))
+    }
+
+    /// A server frame's head.
+    pub fn server_frame(&mut self, tag: u8, body: &[u8]) {
+        match tag {
+            b'C' => self.complete(Some(body), false),
+            b'S' => {
+                let mut r = messages::Reader::new(body);
+                if r.cstr() == b"application_name" {
+                    self.set_application_name(messages::text(r.cstr()));
+                }
+            }
+            b'E' => self.on_error(ErrorFields::parse(body)),
+            b'Z' => self.on_ready(body.first().copied().unwrap_or(b'I')),
+            _ => {}
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        id
+    }
+
+    fn push(&mut self, p: Pending) {
+        self.queue.push_back(p);
+    }
+
+    /// Pops the front entry if `is` it; returns 0 (no body wanted).
+    fn settle(&mut self, is: impl Fn(&Pending) -> bool) -> usize {
+        if self.queue.front().is_some_and(is) {
+            self.queue.pop_front();
+        }
+        0
+    }
+
+    fn on_query(&mut self, body: &[u8]) {
+        let truncated = body.last() != Some(&0);
+        let sql = messages::text(body.split(|&b| b == 0).next().unwrap_or_default());
+        let classifier = self.config.classifier.clone();
+        let pieces = classifier
+            .classify_query(&sql)
+            .into_iter()
+            .map(|s| self.note_classified(s))
+            .collect();
+        let id = self.take_id();
+        self.push(Pending::Query {
+            id,
+            pieces,
+            done: 0,
+            truncated,
+            started: Instant::now(),
+        });
+    }
+
+    fn note_classified(&self, s: Statement) -> (Arc<str>, Arc<Classification>) {
+        if s.cache_hit {
+            self.metrics.classify_cache_hits.increment(1);
+        } else {
+            self.metrics.classify_cache_misses.increment(1);
+            if s.class.parse == ParsePath::Tokens {
+                self.metrics.parse_fallback.increment(1);
+            }
+        }
+        (Arc::from(s.text), s.class)
+    }
+
+    fn on_parse(&mut self, body: &[u8]) {
+        let (name, sql) = messages::parse(body);
+        let (text, class) =
+            self.note_classified(self.config.classifier.classify_statement(sql.trim()));
+        let prepared = Arc::new(Prepared { text, class });
+        if name.is_empty() || self.statements.len() < MAX_NAMED {
+            self.statements.insert(name, prepared.clone());
+        }
+        self.push(Pending::Parse(prepared));
+    }
+
+    fn on_bind(&mut self, body: &[u8]) {
+        let audit = &self.config.file.audit;
+        let max = audit
+            .log_parameters
+            .then_some(audit.log_parameter_max_bytes);
+        let (portal, statement, params) = messages::bind(body, max);
+        let prepared = self.statements.get(&statement).cloned();
+        if portal.is_empty() || self.portals.len() < MAX_NAMED {
+            self.portals.insert(
+                portal,
+                Arc::new(Portal {
+                    prepared,
+                    params: params.map(Arc::from),
+                }),
+            );
+        }
+        self.push(Pending::Bind);
+    }
+
+    fn on_execute(&mut self, body: &[u8]) {
+        let name = messages::execute(body);
+        let portal = self.portals.get(&name).cloned();
+        let id = self.take_id();
+        self.push(Pending::Execute {
+            id,
+            portal,
+            started: Instant::now(),
+        });
+    }
+
+    /// Drops entries whose replies were not seen (a Describe of a statement answered with
+    /// ParameterDescription + RowDescription, a reply the proxy does not look at) until
+    /// one that a command reply can settle.
+    fn skip_to_command(&mut self) {
+        while let Some(p) = self.queue.front() {
+            match p {
+                Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {
+                    self.queue.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// CommandComplete (`tag`), EmptyQueryResponse (`empty`), PortalSuspended or
+    /// FunctionCallResponse (`None`).
+    fn complete(&mut self, tag: Option<&[u8]>, empty: bool) {
+        self.skip_to_command();
+        let rows = tag.and_then(messages::rows);
+        let tag_word = tag.and_then(|t| t.split(|&b| b == 0 || b == b' ').next());
+        match self.queue.front_mut() {
+            Some(Pending::Query {
+                id,
+                pieces,
+                done,
+                truncated,
+                started,
+            }) => {
+                let (id, started, truncated) = (*id, *started, *truncated);
+                let n = *done;
+                if empty && pieces.is_empty() {
+                    // A query of only whitespace and comments: nothing ran.
+                    return;
+                }
+                *done += 1;
+                let piece = pieces.get(n).cloned();
+                let (text, class) = piece.unwrap_or_else(|| beyond_capture(truncated));
+                if let Some(word) = tag_word {
+                    self.track_transaction(word, &class);
+                }
+                self.apply_role(&class);
+                let fate = Fate::ok(rows, started);
+                self.finish(id, n + 1, text, class, "simple", None, fate);
+            }
+            Some(Pending::Execute { .. }) => {
+                if let Some(Pending::Execute {
+                    id,
+                    portal,
+                    started,
+                }) = self.queue.pop_front()
+                {
+                    let (text, class, params) = portal_parts(portal.as_deref());
+                    if let Some(word) = tag_word {
+                        self.track_transaction(word, &class);
+                    }
+                    self.apply_role(&class);
+                    let fate = Fate::ok(rows, started);
+                    self.finish(id, 1, text, class, "extended", params, fate);
+                }
+            }
+            Some(Pending::Function { .. }) => {
+                if let Some(Pending::Function { id, oid, started }) = self.queue.pop_front() {
+                    self.finish_function(id, oid, Fate::ok(None, started));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_error(&mut self, e: ErrorFields) {
+        let fate = |started: Instant| Fate {
+            outcome: Outcome::Error,
+            sqlstate: e.sqlstate.clone(),
+            error: Some(e.message.clone()),
+            rows: None,
+            started: Some(started),
+        };
+        match self.queue.front_mut() {
+            Some(Pending::Query {
+                id,
+                pieces,
+                done,
+                truncated,
+                started,
+            }) => {
+                let (id, started, truncated) = (*id, *started, *truncated);
+                let n = *done;
+                if n >= pieces.len() && !truncated && n > 0 {
+                    // An error after the last statement (a failed implicit COMMIT): it
+                    // belongs to no statement of its own.
+                    return;
+                }
+                *done += 1;
+                let (text, class) = pieces
+                    .get(n)
+                    .cloned()
+                    .unwrap_or_else(|| beyond_capture(truncated));
+                self.finish(id, n + 1, text, class, "simple", None, fate(started));
+                // The rest of the string never ran; ReadyForQuery logs it as skipped.
+            }
+            Some(Pending::Function { .. }) => {
+                if let Some(Pending::Function { id, oid, started }) = self.queue.pop_front() {
+                    self.finish_function(id, oid, fate(started));
+                }
+            }
+            Some(Pending::Sync) | None => {}
+            Some(_) => self.fail_batch(fate(Instant::now())),
+        }
+    }
+
+    /// An error in an extended-protocol batch: the server skips everything up to Sync.
+    /// The error is the attempt of the first Execute among the skipped messages (its Parse
+    /// or Bind is what failed, or the Execute itself); later Executes never ran. A failed
+    /// Parse with no Execute after it (a driver's prepare step) gets an event of its own.
+    fn fail_batch(&mut self, error: Fate) {
+        let mut error = Some(error);
+        let mut failed_parse = None;
+        while let Some(p) = self.queue.front() {
+            if matches!(
+                p,
+                Pending::Sync | Pending::Query { .. } | Pending::Function { .. }
+            ) {
+                break;
+            }
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            match p {
+                Pending::Execute {
+                    id,
+                    portal,
+                    started,
+                } => {
+                    let (text, class, params) = portal_parts(portal.as_deref());
+                    let fate = match error.take() {
+                        Some(mut f) => {
+                            f.started = Some(started);
+                            f
+                        }
+                        None => Fate::skipped(),
+                    };
+                    self.finish(id, 1, text, class, "extended", params, fate);
+                }
+                Pending::Parse(prepared) if error.is_some() && failed_parse.is_none() => {
+                    failed_parse = Some(prepared);
+                }
+                _ => {}
+            }
+        }
+        if let (Some(fate), Some(p)) = (error, failed_parse) {
+            let id = self.take_id();
+            self.finish(
+                id,
+                1,
+                p.text.clone(),
+                p.class.clone(),
+                "extended",
+                None,
+                fate,
+            );
+        }
+    }
+
+    fn on_ready(&mut self, status: u8) {
+        while let Some(p) = self.queue.pop_front() {
+            match p {
+                Pending::Sync | Pending::Function { .. } => break,
+                Pending::Query {
+                    id,
+                    pieces,
+                    done,
+                    truncated: _,
+                    started: _,
+                } => {
+                    for (i, (text, class)) in pieces.into_iter().enumerate().skip(done) {
+                        self.finish(id, i + 1, text, class, "simple", None, Fate::skipped());
+                    }
+                    break;
+                }
+                Pending::Execute { id, portal, .. } => {
+                    let (text, class, params) = portal_parts(portal.as_deref());
+                    self.finish(id, 1, text, class, "extended", params, Fate::skipped());
+                }
+                Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
+            }
+        }
+        if status == b'I' {
+            self.local_role = None;
+            self.tx_start_role = None;
+        }
+    }
+
+    /// The session is over: statements still waiting for the server's answer are logged
+    /// as errors without a SQLSTATE (their fate is unknown: the server may have run them).
+    pub fn abandon(&mut self) {
+        let fate = |started: Option<Instant>| Fate {
+            outcome: Outcome::Error,
+            sqlstate: None,
+            error: Some("no reply: the session ended first".to_string()),
+            rows: None,
+            started,
+        };
+        while let Some(p) = self.queue.pop_front() {
+            match p {
+                Pending::Query {
+                    id,
+                    pieces,
+                    done,
+                    started,
+                    ..
+                } => {
+                    for (i, (text, class)) in pieces.into_iter().enumerate().skip(done) {
+                        let f = if i == done {
+                            fate(Some(started))
+                        } else {
+                            Fate::skipped()
+                        };
+                        self.finish(id, i + 1, text, class, "simple", None, f);
+                    }
+                }
+                Pending::Execute {
+                    id,
+                    portal,
+                    started,
+                } => {
+                    let (text, class, params) = portal_parts(portal.as_deref());
+                    self.finish(id, 1, text, class, "extended", params, fate(Some(started)));
+                }
+                Pending::Function { id, oid, started } => {
+                    self.finish_function(id, oid, fate(Some(started)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Transaction blocks: ROLLBACK undoes a SET ROLE made inside the block.
+    fn track_transaction(&mut self, tag: &[u8], class: &Classification) {
+        match tag {
+            b"BEGIN" | b"START" => {
+                if self.tx_start_role.is_none() {
+                    self.tx_start_role = Some(self.role.clone());
+                }
+            }
+            // `ROLLBACK TO SAVEPOINT` has the tag ROLLBACK too, but a different command.
+            b"ROLLBACK" if class.command == "ROLLBACK" => {
+                if let Some(r) = self.tx_start_role.take() {
+                    self.role = r;
+                }
+                self.local_role = None;
+            }
+            b"COMMIT" => self.tx_start_role = None,
+            _ => {}
+        }
+    }
+
+    fn apply_role(&mut self, class: &Classification) {
+        match &class.role_change {
+            Some(RoleChange::Set { role, local: false }) => {
+                self.role = (Some(role.as_str()) != self.session.user.as_deref())
+                    .then(|| Arc::from(role.as_str()));
+            }
+            Some(RoleChange::Set { role, local: true }) => {
+                self.local_role = Some(Some(Arc::from(role.as_str())));
+            }
+            Some(RoleChange::Reset) => {
+                self.role = None;
+                self.local_role = None;
+            }
+            None => {}
+        }
+    }
+
+    fn effective_role(&self) -> Option<Arc<str>> {
+        match &self.local_role {
+            Some(r) => r.clone(),
+            None => self.role.clone(),
+        }
+    }
+
+    fn finish_function(&mut self, id: u64, oid: Option<u32>, fate: Fate) {
+        let text: Arc<str> = Arc::from(match oid {
+            Some(oid) => format!("<FunctionCall oid {oid}>"),
+            None => "<FunctionCall>".to_string(),
+        });
+        let extra = oid
+            .map(|oid| Object {
+                kind: "FUNCTION".to_string(),
+                name: oid.to_string(),
+            })
+            .into_iter()
+            .collect();
+        self.emit(
+            id,
+            1,
+            text,
+            function_call_class(),
+            extra,
+            "function_call",
+            None,
+            fate,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        id: u64,
+        sub: usize,
+        text: Arc<str>,
+        class: Arc<Classification>,
+        protocol: &'static str,
+        params: Option<Arc<[String]>>,
+        fate: Fate,
+    ) {
+        self.emit(id, sub, text, class, Vec::new(), protocol, params, fate);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        id: u64,
+        sub: usize,
+        text: Arc<str>,
+        class: Arc<Classification>,
+        extra_objects: Vec<Object>,
+        protocol: &'static str,
+        params: Option<Arc<[String]>>,
+        fate: Fate,
+    ) {
+        self.metrics
+            .statement(class.class, self.service, class.noise);
+        let audit = &self.config.file.audit;
+        if (class.noise && !audit.log_noise) || (self.service && !audit.log_service_accounts) {
+            return;
+        }
+        let duration_ms = fate
+            .started
+            .map(|s| (s.elapsed().as_micros() as f64) / 1000.0);
+        let event = StatementEvent {
+            statement_id: id,
+            substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),
+            class,
+            extra_objects,
+            statement: text,
+            protocol,
+            service: self.service,
+            role: self.effective_role(),
+            outcome: fate.outcome,
+            sqlstate: fate.sqlstate,
+            error: fate.error,
+            rows: fate.rows,
+            duration_ms,
+            parameters: params,
+        };
+        self.ready.push(AuditEvent::Statement {
+            ts: now_rfc3339(),
+            session: self.session.clone(),
+            statement: Box::new(event),
+        });
+    }
+
+    /// Updates `application_name` from the server's ParameterStatus (drivers such as JDBC
+    /// set it with SET after the login).
+    pub fn set_application_name(&mut self, name: String) {
+        if self.session.application_name.as_deref() != Some(name.as_str()) {
+            let mut s = (*self.session).clone();
+            s.application_name = Some(name);
+            self.session = Arc::new(s);
+        }
+    }
+}
+
+/// How a statement ended.
+struct Fate {
+    outcome: Outcome,
+    sqlstate: Option<String>,
+    error: Option<String>,
+    rows: Option<u64>,
+    started: Option<Instant>,
+}
+
+impl Fate {
+    fn ok(rows: Option<u64>, started: Instant) -> Fate {
+        Fate {
+            outcome: Outcome::Ok,
+            sqlstate: None,
+            error: None,
+            rows,
+            started: Some(started),
+        }
+    }
+    fn skipped() -> Fate {
+        Fate {
+            outcome: Outcome::Skipped,
+            sqlstate: None,
+            error: None,
+            rows: None,
+            started: None,
+        }
+    }
+}
+
+/// The text, classification and parameters of what a portal runs; an unknown portal (one
+/// bound to a statement the proxy never saw) is still audited, as MISC/UNKNOWN.
+fn portal_parts(portal: Option<&Portal>) -> (Arc<str>, Arc<Classification>, Option<Arc<[String]>>) {
+    match portal {
+        Some(Portal {
+            prepared: Some(p),
+            params,
+        }) => (p.text.clone(), p.class.clone(), params.clone()),
+        Some(Portal {
+            prepared: None,
+            params,
+        }) => (
+            Arc::from("<unknown prepared statement>"),
+            unknown_class(),
+            params.clone(),
+        ),
+        None => (Arc::from("<unknown portal>"), unknown_class(), None),
+    }
+}
+
+/// A statement past the captured part of a very long simple query.
+fn beyond_capture(truncated: bool) -> (Arc<str>, Arc<Classification>) {
+    let text = if truncated {
+        "<statement beyond the captured part of the query>"
+    } else {
+        "<statement the proxy did not see>"
+    };
+    (Arc::from(text), unknown_class())
+}
+
+fn unknown_class() -> Arc<Classification> {
+    static UNKNOWN: OnceLock<Arc<Classification>> = OnceLock::new();
+    UNKNOWN
+        .get_or_init(|| Arc::new(Classification::unknown(ParsePath::Tokens)))
+        .clone()
+}
+
+fn function_call_class() -> Arc<Classification> {
+    static FUNCTION: OnceLock<Arc<Classification>> = OnceLock::new();
+    FUNCTION
+        .get_or_init(|| {
+            Arc::new(Classification {
+                class: Class::Function,
+                command: "FUNCTION CALL".to_string(),
+                ..Classification::unknown(ParsePath::Tokens)
+            })
+        })
+        .clone()
+}
+
+#[cfg(test)]
+#[path = "tracker_tests.rs"]
+mod tests;

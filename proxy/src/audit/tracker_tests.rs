@@ -1,0 +1,200 @@
+//! Unit tests of `tracker.rs`: message sequences in, statement events out.
+
+use super::*;
+use crate::config::load_str;
+use std::path::Path;
+
+fn tracker(audit: &str) -> Tracker {
+    let text = format!("[listen.tls]\nmode = \"disable\"\n[audit]\n{audit}\n");
+    let config = load_str(&text, Path::new("/tmp/t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let session = Arc::new(SessionInfo {
+        session_id: "s-1".into(),
+        user: Some("alice".into()),
+        database: Some("app".into()),
+        client_addr: "127.0.0.1".parse().unwrap(),
+        client_port: 1,
+        application_name: None,
+        tls: false,
+        auth_method: None,
+    });
+    Tracker::new(Arc::new(config), Arc::new(Metrics::new()), session)
+}
+
+fn client(t: &mut Tracker, tag: u8, body: &[u8]) {
+    let want = t.client_wants(tag, body.len());
+    if want > 0 && !body.is_empty() {
+        t.client_frame(tag, &body[..want.min(body.len())]);
+    }
+}
+
+fn server(t: &mut Tracker, tag: u8, body: &[u8]) {
+    let want = t.server_wants(tag, body.len());
+    if want > 0 && !body.is_empty() {
+        t.server_frame(tag, &body[..want.min(body.len())]);
+    }
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = name.as_bytes().to_vec();
+    b.push(0);
+    b.extend_from_slice(sql.as_bytes());
+    b.extend_from_slice(&[0, 0, 0]);
+    b
+}
+
+fn bind(portal: &str, stmt: &str) -> Vec<u8> {
+    let mut b = portal.as_bytes().to_vec();
+    b.push(0);
+    b.extend_from_slice(stmt.as_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+    b
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    let mut b = portal.as_bytes().to_vec();
+    b.extend_from_slice(&[0, 0, 0, 0, 0]);
+    b
+}
+
+fn error(code: &str) -> Vec<u8> {
+    format!("SERROR\0C{code}\0Mboom\0\0").into_bytes()
+}
+
+fn statements(t: &mut Tracker) -> Vec<StatementEvent> {
+    t.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Statement { statement, .. } => Some(*statement),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn named_statement_with_describe_and_suspended_portal() {
+    let mut t = tracker("");
+    client(&mut t, b'P', &parse("s1", "select * from t"));
+    client(&mut t, b'D', b"Ss1\0");
+    client(&mut t, b'S', b"");
+    server(&mut t, b'1', b"");
+    server(&mut t, b't', b"\0\0");
+    server(&mut t, b'T', b"\0\0");
+    server(&mut t, b'Z', b"I");
+    assert!(statements(&mut t).is_empty(), "preparing runs nothing");
+    // Two Executes of one portal with a row limit: suspended, then complete.
+    client(&mut t, b'B', &bind("p1", "s1"));
+    client(&mut t, b'E', &execute("p1"));
+    client(&mut t, b'E', &execute("p1"));
+    client(&mut t, b'S', b"");
+    server(&mut t, b'2', b"");
+    server(&mut t, b'D', b"");
+    server(&mut t, b's', b"");
+    server(&mut t, b'D', b"");
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 2);
+    assert!(ev.iter().all(|e| &*e.statement == "select * from t"));
+    assert!(ev.iter().all(|e| e.outcome == Outcome::Ok));
+    assert_eq!(ev[0].rows, None);
+    assert_eq!(ev[1].rows, Some(1));
+    assert!(ev[0].statement_id < ev[1].statement_id);
+}
+
+#[test]
+fn failed_prepare_is_audited() {
+    let mut t = tracker("");
+    client(&mut t, b'P', &parse("", "select * from nope"));
+    client(&mut t, b'D', b"S\0");
+    client(&mut t, b'S', b"");
+    server(&mut t, b'E', &error("42P01"));
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].outcome, Outcome::Error);
+    assert_eq!(ev[0].sqlstate.as_deref(), Some("42P01"));
+    assert_eq!(&*ev[0].statement, "select * from nope");
+}
+
+#[test]
+fn empty_query_and_unknown_portal() {
+    let mut t = tracker("");
+    client(&mut t, b'Q', b" -- nothing\n\0");
+    server(&mut t, b'I', b"");
+    server(&mut t, b'Z', b"I");
+    assert!(statements(&mut t).is_empty());
+    client(&mut t, b'E', &execute("never_bound"));
+    client(&mut t, b'S', b"");
+    server(&mut t, b'E', &error("34000"));
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(&*ev[0].statement, "<unknown portal>");
+    assert_eq!(ev[0].class.command, "UNKNOWN");
+    assert_eq!(ev[0].outcome, Outcome::Error);
+}
+
+#[test]
+fn unanswered_statements_are_abandoned_not_lost() {
+    let mut t = tracker("");
+    client(&mut t, b'Q', b"select pg_sleep(100)\0");
+    client(&mut t, b'P', &parse("", "select 1"));
+    client(&mut t, b'B', &bind("", ""));
+    client(&mut t, b'E', &execute(""));
+    t.abandon();
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 2);
+    assert!(ev
+        .iter()
+        .all(|e| e.outcome == Outcome::Error && e.sqlstate.is_none()));
+}
+
+#[test]
+fn parameters_logged_only_when_asked() {
+    for (audit, expect) in [
+        ("", None),
+        ("log_parameters = true", Some(vec!["42".to_string()])),
+    ] {
+        let mut t = tracker(audit);
+        client(&mut t, b'P', &parse("", "select $1::int"));
+        let mut b = b"\0\0\0\0\0\x01".to_vec();
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(b"42\0\0");
+        client(&mut t, b'B', &b);
+        client(&mut t, b'E', &execute(""));
+        client(&mut t, b'S', b"");
+        for (tag, body) in [
+            (b'1', &b""[..]),
+            (b'2', b""),
+            (b'C', b"SELECT 1\0"),
+            (b'Z', b"I"),
+        ] {
+            server(&mut t, tag, body);
+        }
+        let ev = statements(&mut t);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].parameters.as_deref().map(|p| p.to_vec()), expect);
+    }
+}
+
+#[test]
+fn hostile_frames_never_panic() {
+    let mut t = tracker("log_parameters = true");
+    let junk: [&[u8]; 5] = [b"", b"\0", b"\xff\xfe\xfd", b"S", b"\0\0\0\0\0\0\0\0\0\0"];
+    for tag in [
+        b'Q', b'P', b'B', b'E', b'C', b'D', b'F', b'S', b'H', b'X', b'?',
+    ] {
+        for j in junk {
+            client(&mut t, tag, j);
+        }
+    }
+    for tag in [
+        b'C', b'E', b'Z', b'1', b'2', b'3', b'n', b'T', b's', b'I', b'V', b'S', b't',
+    ] {
+        for j in junk {
+            server(&mut t, tag, j);
+        }
+    }
+    t.abandon();
+    let _ = statements(&mut t);
+}
