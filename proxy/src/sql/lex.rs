@@ -1,19 +1,159 @@
 //! Lexical tools that never fail: statement splitting, fingerprints, redaction.
+//!
+//! All of them run on `scan::Lexer` (`lex_scan.rs`), a hand-written lexer following
+//! PostgreSQL's `scan.l`: linear time, no allocation, no recursion, never panics, and any
+//! text (with unterminated strings, quoted identifiers, dollar quotes or comments) lexes.
+
+#[path = "lex_redact.rs"]
+mod redact_impl;
+#[path = "lex_scan.rs"]
+pub(crate) mod scan;
 
 use super::Redact;
+use scan::{is_space, Kind, Lexer};
 use std::borrow::Cow;
+use std::hash::{BuildHasher, DefaultHasher, Hasher};
 use std::ops::Range;
 
 /// Byte ranges of the non-empty statements of a simple query, in order, split where
 /// PostgreSQL splits (top-level semicolons; not inside strings, quoted identifiers,
-/// dollar quotes, comments or `BEGIN ATOMIC ... END` bodies).
+/// dollar quotes, comments, parentheses (`CREATE RULE ... DO (a; b)`) or
+/// `BEGIN ATOMIC ... END` bodies).
+///
+/// A range excludes the semicolon and surrounding whitespace but keeps comments; a piece
+/// with nothing but whitespace and comments is dropped, as PostgreSQL runs nothing for it.
+/// Assumes `standard_conforming_strings` is on (the default); see [`split_with`].
+///
+/// With the setting off, `select 'a\' , ' ; drop table t; select 1 -- '` is one
+/// statement here and three to the server: a session that turns it off must be split
+/// with [`split_with`] (the server reports the setting in a ParameterStatus message).
 pub fn split(sql: &str) -> Vec<Range<usize>> {
-    let t = sql.trim();
-    if t.is_empty() {
-        return Vec::new();
+    split_with(sql, true)
+}
+
+/// [`split`] for a session whose `standard_conforming_strings` may be off (backslashes
+/// then escape in `'...'` strings too).
+pub fn split_with(sql: &str, standard_conforming_strings: bool) -> Vec<Range<usize>> {
+    let lx = Lexer::new(sql, standard_conforming_strings);
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut piece_start = 0;
+    let mut significant = false;
+    let mut st = SplitState::default();
+    let mut pos = 0;
+    while let Some(t) = lx.token(lx.skip_spaces(pos)) {
+        if t.end <= pos {
+            break;
+        }
+        pos = t.end;
+        let text = bytes.get(t.start..t.end).unwrap_or(&[]);
+        match t.kind {
+            Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
+            Kind::Punct if text == b";" && st.paren == 0 && st.atomic == 0 => {
+                if significant {
+                    out.push(trim(bytes, piece_start, t.start));
+                }
+                piece_start = t.end;
+                significant = false;
+                st = SplitState::default();
+            }
+            _ => {
+                significant = true;
+                st.feed(t.kind, text);
+            }
+        }
     }
-    let start = sql.len() - sql.trim_start().len();
-    vec![start..start + t.len()]
+    if significant {
+        out.push(trim(bytes, piece_start, sql.len()));
+    }
+    out
+}
+
+/// `start..end` without leading and trailing (PostgreSQL) whitespace.
+fn trim(bytes: &[u8], mut start: usize, mut end: usize) -> Range<usize> {
+    while start < end && bytes.get(start).is_some_and(|&c| is_space(c)) {
+        start += 1;
+    }
+    while end > start && bytes.get(end - 1).is_some_and(|&c| is_space(c)) {
+        end -= 1;
+    }
+    start..end
+}
+
+/// How the statement started, as far as `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Head {
+    #[default]
+    Start,
+    Create,
+    CreateOr,
+    CreateOrReplace,
+    Routine,
+    Other,
+}
+
+/// The previous significant token, as far as `BEGIN ATOMIC ... END` is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Prev {
+    #[default]
+    Other,
+    Semicolon,
+    Begin,
+    Atomic,
+}
+
+/// What decides whether a `;` ends the statement.
+#[derive(Debug, Default)]
+struct SplitState {
+    head: Head,
+    paren: usize,
+    /// Open `BEGIN ATOMIC` bodies.
+    atomic: usize,
+    prev: Prev,
+}
+
+impl SplitState {
+    /// Feeds one significant token (not whitespace or a comment).
+    ///
+    /// A `BEGIN ATOMIC` body ends at the `END` right after a `;` (or right after `ATOMIC`,
+    /// for an empty body): PostgreSQL's grammar requires every statement of the body to
+    /// end with `;`, and admits no transaction statement there. The `END` of a `CASE`
+    /// follows an expression and an `END` used as a column label follows an expression or
+    /// `AS`, so neither is mistaken for it, and no `CASE` counting is needed.
+    fn feed(&mut self, kind: Kind, text: &[u8]) {
+        let word = |w: &str| kind == Kind::Word && text.eq_ignore_ascii_case(w.as_bytes());
+        self.head = match self.head {
+            Head::Start if word("create") => Head::Create,
+            Head::Create if word("or") => Head::CreateOr,
+            Head::CreateOr if word("replace") => Head::CreateOrReplace,
+            Head::Create | Head::CreateOrReplace if word("function") || word("procedure") => {
+                Head::Routine
+            }
+            Head::Routine => Head::Routine,
+            _ => Head::Other,
+        };
+        let prev = self.prev;
+        self.prev = Prev::Other;
+        match kind {
+            Kind::Punct if text == b"(" => self.paren += 1,
+            Kind::Punct if text == b")" => self.paren = self.paren.saturating_sub(1),
+            Kind::Punct if text == b";" => self.prev = Prev::Semicolon,
+            Kind::Word if self.head == Head::Routine => {
+                if word("begin") && self.paren == 0 {
+                    self.prev = Prev::Begin;
+                } else if word("atomic") && prev == Prev::Begin {
+                    self.atomic += 1;
+                    self.prev = Prev::Atomic;
+                } else if word("end")
+                    && self.atomic > 0
+                    && (prev == Prev::Semicolon || prev == Prev::Atomic)
+                {
+                    self.atomic -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Literal-blind fingerprints, keyed so clients cannot craft collisions.
@@ -29,17 +169,192 @@ impl Default for Fingerprinter {
     }
 }
 
+/// Token kinds as hashed. Every token is `kind [varint length, bytes]`, so the encoding
+/// is prefix-free and token boundaries are unambiguous.
+const FP_LITERAL: u8 = 1;
+const FP_WORD: u8 = 2;
+const FP_QUOTED_IDENT: u8 = 3;
+const FP_PARAM: u8 = 4;
+const FP_OP: u8 = 5;
+const FP_PUNCT: u8 = 6;
+const FP_OTHER: u8 = 7;
+/// Leads the stream when `standard_conforming_strings` is off.
+const FP_NONSTANDARD_STRINGS: u8 = 8;
+
 impl Fingerprinter {
     /// Fingerprint of a statement: same for texts that differ only in literals,
     /// whitespace, comments and the case of unquoted words.
+    ///
+    /// Hashed: unquoted words ASCII-lowercased, quoted identifiers, parameters, operators
+    /// (maximal runs of operator characters, so `@-` and `@ -` differ) and punctuation
+    /// exactly as written; every literal (string of any kind, dollar quote, number) as
+    /// one placeholder. Equal fingerprints thus mean equal token sequences up to literal
+    /// values and word case (barring a keyed 64-bit hash collision).
     pub fn fingerprint(&self, sql: &str) -> u64 {
-        use std::hash::BuildHasher;
-        self.state.hash_one(sql)
+        self.fingerprint_with(sql, true)
+    }
+
+    /// [`Fingerprinter::fingerprint`] for a session whose `standard_conforming_strings`
+    /// may be off. The setting is part of the key: it changes where strings end.
+    pub fn fingerprint_with(&self, sql: &str, standard_conforming_strings: bool) -> u64 {
+        let lx = Lexer::new(sql, standard_conforming_strings);
+        let bytes = sql.as_bytes();
+        let mut sink = Sink {
+            hasher: self.state.build_hasher(),
+            buf: [0; SINK_BUF],
+            n: 0,
+        };
+        if !standard_conforming_strings {
+            sink.byte(FP_NONSTANDARD_STRINGS);
+        }
+        let mut pos = 0;
+        // Whitespace is most tokens; skipping it here saves a dispatch per token.
+        while let Some(t) = lx.token(lx.skip_spaces(pos)) {
+            if t.end <= pos {
+                break;
+            }
+            pos = t.end;
+            let text = bytes.get(t.start..t.end).unwrap_or(&[]);
+            let kind = match t.kind {
+                Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
+                Kind::Str(_) | Kind::Dollar | Kind::Number => {
+                    sink.byte(FP_LITERAL);
+                    continue;
+                }
+                Kind::Word => {
+                    sink.byte(FP_WORD);
+                    sink.varint(text.len());
+                    sink.bytes(text, true);
+                    continue;
+                }
+                Kind::QuotedIdent => FP_QUOTED_IDENT,
+                Kind::Param => FP_PARAM,
+                Kind::Op => FP_OP,
+                Kind::Punct => FP_PUNCT,
+                Kind::Other => FP_OTHER,
+            };
+            sink.byte(kind);
+            sink.varint(text.len());
+            sink.bytes(text, false);
+        }
+        sink.finish()
+    }
+}
+
+const SINK_BUF: usize = 128;
+
+/// Buffers the encoded token stream so the hasher sees few, large writes.
+struct Sink {
+    hasher: DefaultHasher,
+    buf: [u8; SINK_BUF],
+    n: usize,
+}
+
+impl Sink {
+    #[inline]
+    fn flush(&mut self) {
+        self.hasher.write(self.buf.get(..self.n).unwrap_or(&[]));
+        self.n = 0;
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if self.n >= SINK_BUF {
+            self.flush();
+        }
+        if let Some(slot) = self.buf.get_mut(self.n) {
+            *slot = b;
+            self.n += 1;
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: usize) {
+        loop {
+            let low = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.byte(low);
+                return;
+            }
+            self.byte(low | 0x80);
+        }
+    }
+
+    #[inline]
+    fn bytes(&mut self, data: &[u8], lowercase: bool) {
+        for chunk in data.chunks(SINK_BUF) {
+            if self.n + chunk.len() > SINK_BUF {
+                self.flush();
+            }
+            if let Some(dst) = self.buf.get_mut(self.n..self.n + chunk.len()) {
+                // Tokens are short: a loop beats a call to memcpy.
+                if lowercase {
+                    for (d, s) in dst.iter_mut().zip(chunk) {
+                        *d = s.to_ascii_lowercase();
+                    }
+                } else {
+                    for (d, s) in dst.iter_mut().zip(chunk) {
+                        *d = *s;
+                    }
+                }
+                self.n += chunk.len();
+            }
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.flush();
+        self.hasher.finish()
     }
 }
 
 /// The statement as it may be logged: passwords always removed; with
 /// [`Redact::Literals`] every literal replaced by `?`.
-pub fn redact(sql: &str, _mode: Redact) -> Cow<'_, str> {
-    Cow::Borrowed(sql)
+///
+/// Returns `Cow::Borrowed` when nothing changes; in [`Redact::Passwords`] mode a text
+/// without `password` (any case) or `://` is returned without being lexed. See
+/// `lex_redact.rs` for the rules.
+pub fn redact(sql: &str, mode: Redact) -> Cow<'_, str> {
+    redact_impl::redact(sql, mode, true)
 }
+
+/// [`redact`] for a session whose `standard_conforming_strings` may be off.
+pub fn redact_with(sql: &str, mode: Redact, standard_conforming_strings: bool) -> Cow<'_, str> {
+    redact_impl::redact(sql, mode, standard_conforming_strings)
+}
+
+/// Whether `hay` contains `needle`, ignoring ASCII case. O(len(hay) * len(needle)) at
+/// worst; meant for short needles.
+pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    find_ignore_ascii_case(hay.as_bytes(), 0, needle.as_bytes()).is_some()
+}
+
+/// The first index at or after `from` where `needle` occurs in `hay`, ignoring ASCII case.
+pub(crate) fn find_ignore_ascii_case(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    let Some(&first) = needle.first() else {
+        return (from <= hay.len()).then_some(from);
+    };
+    let last_start = hay.len().checked_sub(needle.len())?;
+    let first = first.to_ascii_lowercase();
+    let mut i = from;
+    while i <= last_start {
+        let off = hay
+            .get(i..=last_start)?
+            .iter()
+            .position(|c| c.to_ascii_lowercase() == first)?;
+        i += off;
+        if hay
+            .get(i..i + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "lex_tests.rs"]
+mod tests;
