@@ -94,6 +94,9 @@ pub struct Tracker {
     ready: Vec<AuditEvent>,
     /// The role set with SET ROLE / SET SESSION AUTHORIZATION (`None`: the login user).
     role: Option<Arc<str>>,
+    /// The server's `standard_conforming_strings` (ParameterStatus): off changes where
+    /// string literals, and so statements, end.
+    scs: bool,
     /// SET LOCAL ROLE, until the transaction ends.
     local_role: Option<Option<Arc<str>>>,
     /// The role when the open transaction block began, restored by ROLLBACK.
@@ -120,9 +123,15 @@ impl Tracker {
             queue: VecDeque::new(),
             ready: Vec::new(),
             role: None,
+            scs: true,
             local_role: None,
             tx_start_role: None,
         }
+    }
+
+    /// The server's `standard_conforming_strings` as reported at login.
+    pub fn set_standard_conforming_strings(&mut self, on: bool) {
+        self.scs = on;
     }
 
     /// Events completed since the last call.
@@ -217,8 +226,10 @@ impl Tracker {
             b'C' => self.complete(Some(body), false),
             b'S' => {
                 let mut r = messages::Reader::new(body);
-                if r.cstr() == b"application_name" {
-                    self.set_application_name(messages::text(r.cstr()));
+                match r.cstr() {
+                    b"application_name" => self.set_application_name(messages::text(r.cstr())),
+                    b"standard_conforming_strings" => self.scs = r.cstr() != b"off",
+                    _ => {}
                 }
             }
             b'E' => self.on_error(ErrorFields::parse(body)),
@@ -250,7 +261,7 @@ impl Tracker {
         let sql = messages::text(body.split(|&b| b == 0).next().unwrap_or_default());
         let classifier = self.config.classifier.clone();
         let pieces = classifier
-            .classify_query(&sql)
+            .classify_query_with(&sql, self.scs)
             .into_iter()
             .map(|s| self.note_classified(s))
             .collect();
@@ -279,7 +290,7 @@ impl Tracker {
     fn on_parse(&mut self, body: &[u8]) {
         let (name, sql) = messages::parse(body);
         let (text, class) =
-            self.note_classified(self.config.classifier.classify_statement(sql.trim()));
+            self.note_classified(self.config.classifier.classify_statement_with(sql.trim(), self.scs));
         let prepared = Arc::new(Prepared { text, class });
         if name.is_empty() || self.statements.len() < MAX_NAMED {
             self.statements.insert(name, prepared.clone());

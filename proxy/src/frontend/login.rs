@@ -39,6 +39,9 @@ pub struct LoggedIn {
     /// The proxy's cancel key for this client (unregistered on drop).
     pub cancel_key: Option<CancelKey>,
     pub server_is_tls: bool,
+    /// The server's `standard_conforming_strings` at login (the statement tracker follows
+    /// later changes itself).
+    pub standard_conforming_strings: bool,
 }
 
 /// Everything login needs to know about the connection.
@@ -78,7 +81,8 @@ pub async fn login(
         AuthMode::Password => Some(auth_ok()),
         AuthMode::Passthrough => None,
     };
-    let cancel_key = finish_startup(&req, client, &mut server, prefix).await?;
+    let (cancel_key, standard_conforming_strings) =
+        finish_startup(&req, client, &mut server, prefix).await?;
     let server_is_tls = server.stream.is_tls();
     Ok(LoggedIn {
         client_leftover: client_reader.into_leftover(),
@@ -86,6 +90,7 @@ pub async fn login(
         server_leftover: server.reader.into_leftover(),
         cancel_key,
         server_is_tls,
+        standard_conforming_strings,
     })
 }
 
@@ -322,7 +327,8 @@ async fn finish_startup(
     client: &mut MaybeTls,
     server: &mut ServerConn,
     prefix: Option<Bytes>,
-) -> Result<Option<CancelKey>, FrontendError> {
+) -> Result<(Option<CancelKey>, bool), FrontendError> {
+    let mut scs = true;
     let mut out = BytesMut::with_capacity(1024);
     if let Some(p) = prefix {
         out.extend_from_slice(&p);
@@ -354,14 +360,20 @@ async fn finish_startup(
             b'Z' => {
                 out.extend_from_slice(&msg.raw);
                 write(client, &out).await?;
-                return Ok(key);
+                return Ok((key, scs));
             }
             b'E' => {
                 out.extend_from_slice(&msg.raw);
                 let _ = write(client, &out).await;
                 return Err(rejected(ErrorFields::parse(&msg.body)));
             }
-            b'S' | b'N' | b'v' => out.extend_from_slice(&msg.raw),
+            b'S' => {
+                if msg.body.starts_with(b"standard_conforming_strings\0") {
+                    scs = !msg.body.ends_with(b"\0off\0");
+                }
+                out.extend_from_slice(&msg.raw);
+            }
+            b'N' | b'v' => out.extend_from_slice(&msg.raw),
             other => {
                 return Err(backend::BackendError::Unexpected {
                     tag: other as char,

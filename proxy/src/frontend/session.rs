@@ -104,11 +104,9 @@ async fn run_inner(
             "session started"
         )
     });
-    let tracker = Mutex::new(Tracker::new(
-        config.clone(),
-        shared.metrics.clone(),
-        info.clone(),
-    ));
+    let mut tracker = Tracker::new(config.clone(), shared.metrics.clone(), info.clone());
+    tracker.set_standard_conforming_strings(logged_in.standard_conforming_strings);
+    let tracker = Mutex::new(tracker);
     let (bytes_in, bytes_out) = relay_session(
         &shared,
         &config,

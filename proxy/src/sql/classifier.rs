@@ -68,20 +68,32 @@ impl Classifier {
 
     /// Splits a simple query and classifies each statement. An empty query gives none.
     pub fn classify_query(&self, sql: &str) -> Vec<Statement> {
-        lex::split(sql)
+        self.classify_query_with(sql, true)
+    }
+
+    /// [`Classifier::classify_query`] for a session's `standard_conforming_strings`
+    /// setting: with it off, backslashes escape quotes in ordinary strings, which moves
+    /// where statements and literals end.
+    pub fn classify_query_with(&self, sql: &str, scs: bool) -> Vec<Statement> {
+        lex::split_with(sql, scs)
             .into_iter()
             .filter_map(|r| sql.get(r))
-            .map(|s| self.classify_statement(s))
+            .map(|s| self.classify_statement_with(s, scs))
             .collect()
     }
 
     /// Classifies one statement (no splitting).
     pub fn classify_statement(&self, sql: &str) -> Statement {
-        let key = self.fingerprints.fingerprint(sql);
+        self.classify_statement_with(sql, true)
+    }
+
+    /// [`Classifier::classify_statement`] for a session's `standard_conforming_strings`.
+    pub fn classify_statement_with(&self, sql: &str, scs: bool) -> Statement {
+        let key = self.fingerprints.fingerprint_with(sql, scs);
         let (class, cache_hit) = match self.cache.get(key) {
             Some(c) => (c, true),
             None => {
-                let c = Arc::new(self.classify_uncached(sql));
+                let c = Arc::new(self.classify_uncached(sql, scs));
                 if !c.literal_dependent {
                     self.cache.insert(key, c.clone());
                 }
@@ -89,14 +101,19 @@ impl Classifier {
             }
         };
         Statement {
-            text: lex::redact(sql, self.opts.redact).into_owned(),
+            text: lex::redact_with(sql, self.opts.redact, scs).into_owned(),
             class,
             cache_hit,
         }
     }
 
     /// AST first, tokens when the parser cannot (or the statement is too long to parse).
-    pub fn classify_uncached(&self, sql: &str) -> Classification {
+    /// Without standard-conforming strings sqlparser would misread backslash escapes, so
+    /// such sessions get the token path.
+    pub fn classify_uncached(&self, sql: &str, scs: bool) -> Classification {
+        if !scs {
+            return tokens::classify(sql);
+        }
         if sql.len() > self.opts.max_parse_bytes {
             let mut end = self.opts.max_parse_bytes;
             while !sql.is_char_boundary(end) {
