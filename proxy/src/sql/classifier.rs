@@ -3,7 +3,7 @@
 
 use super::cache::Cache;
 use super::lex::{self, Fingerprinter};
-use super::{ast, tokens, Classification, Redact};
+use super::{ast, names, tokens, Classification, Redact};
 use std::sync::Arc;
 
 /// How the classifier behaves; from `[audit]`.
@@ -121,6 +121,45 @@ impl Classifier {
             }
             return tokens::classify(&sql[..end]);
         }
-        ast::classify(sql).unwrap_or_else(|| tokens::classify(sql))
+        let mut c = ast::classify(sql).unwrap_or_else(|| tokens::classify(sql));
+        renamed_object(sql, &mut c);
+        c
     }
+}
+
+/// `ALTER <kind> name RENAME TO new`: the object is reported under its new name, as
+/// pgAudit does (its event trigger sees the object after the statement). Only the object's
+/// own rename matches `RENAME TO new` at the very end; columns and constraints are renamed
+/// with `RENAME [COLUMN|CONSTRAINT] a TO b`.
+fn renamed_object(sql: &str, c: &mut Classification) {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if !c.command.starts_with("ALTER ") || c.objects.is_empty() {
+        return;
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return;
+    };
+    let mut words = tokens
+        .iter()
+        .rev()
+        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon));
+    let (Some(Token::Word(new)), Some(Token::Word(to)), Some(Token::Word(rename))) =
+        (words.next(), words.next(), words.next())
+    else {
+        return;
+    };
+    if !to.value.eq_ignore_ascii_case("to") || !rename.value.eq_ignore_ascii_case("rename") {
+        return;
+    }
+    let Some(first) = c.objects.first_mut() else {
+        return;
+    };
+    let mut parts = names::split(&first.name);
+    let new = names::fold(&new.value, new.quote_style.is_some());
+    match parts.last_mut() {
+        Some(last) => *last = new,
+        None => parts.push(new),
+    }
+    first.name = names::render(&parts);
 }

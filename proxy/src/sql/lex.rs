@@ -358,3 +358,7 @@ pub(crate) fn find_ignore_ascii_case(hay: &[u8], from: usize, needle: &[u8]) -> 
 #[cfg(test)]
 #[path = "lex_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "lex_redact_tests.rs"]
+mod redact_tests;

@@ -13,11 +13,18 @@
 //! - [`classifier`]: the entry point tying these together.
 
 pub mod ast;
+pub mod ast_parts;
 pub mod cache;
 pub mod classifier;
+pub mod commands;
 pub mod lex;
+pub mod lexed;
+pub mod names;
 pub mod noise;
+pub mod scan;
 pub mod tokens;
+pub mod utility;
+pub mod walk;
 
 pub use classifier::{Classifier, ClassifierOptions, Statement};
 
@@ -120,6 +127,22 @@ impl Classification {
             role_change: None,
             literal_dependent: false,
         }
+    }
+
+    /// `EXPLAIN ANALYZE X` runs X. pgAudit logs it under the command tag `EXPLAIN` with the
+    /// class of X's log level: WRITE for DML, DDL for CREATE TABLE AS / SELECT INTO, and
+    /// MISC for a query (its READ line is a substatement's). X's objects stay.
+    pub fn explained_analyze(mut self) -> Classification {
+        self.class = match self.class {
+            Class::Write => Class::Write,
+            Class::Ddl => Class::Ddl,
+            _ => Class::Misc,
+        };
+        self.command = "EXPLAIN".to_string();
+        self.role_change = None;
+        // Tools do not EXPLAIN ANALYZE on their own: keep it visible.
+        self.noise = false;
+        self
     }
 
     /// Rough heap size, for the byte-bounded cache.
