@@ -151,6 +151,13 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sqlparser's own debug output quotes the SQL it parses, literals and passwords
+    // included: SQL leaves the process only through the audit log, so its logging is off
+    // whatever PGVIGIL_LOG says (a later directive for the same target replaces an earlier).
+    let filter = match "sqlparser=off".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -318,7 +318,10 @@ fn role_changes_are_tracked_and_rolled_back() {
         "the SET ROLE inside the rolled-back block was undone"
     );
     assert_eq!(by_text("select 4")["role"], Value::Null);
-    assert!(ev.iter().all(|e| e["user"] == "app_user"), "user stays the login");
+    assert!(
+        ev.iter().all(|e| e["user"] == "app_user"),
+        "user stays the login"
+    );
 }
 
 #[test]
@@ -355,7 +358,8 @@ fn service_accounts_are_counted_not_written() {
 
 #[test]
 fn service_accounts_can_be_written() {
-    let proxy = start("service_accounts = [\"app_user\"]\nlog_service_accounts = true\nlog_noise = true");
+    let proxy =
+        start("service_accounts = [\"app_user\"]\nlog_service_accounts = true\nlog_noise = true");
     let (ok, _, err) = psql(
         &conninfo(&proxy, "app_user", "app_pass", "svc2"),
         "select 1",

@@ -7,6 +7,7 @@
 mod event;
 mod messages;
 mod pgaudit;
+mod roles;
 mod statement;
 mod tracker;
 mod writer;

@@ -18,11 +18,12 @@
 //! remember the statement they were bound to (and the parameters, with `log_parameters`).
 
 use super::messages;
+use super::roles::Roles;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sql::{Class, Classification, Object, ParsePath, RoleChange, Statement};
+use crate::sql::{Class, Classification, Object, ParsePath, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -92,15 +93,10 @@ pub struct Tracker {
     portals: HashMap<String, Arc<Portal>>,
     queue: VecDeque<Pending>,
     ready: Vec<AuditEvent>,
-    /// The role set with SET ROLE / SET SESSION AUTHORIZATION (`None`: the login user).
-    role: Option<Arc<str>>,
+    roles: Roles,
     /// The server's `standard_conforming_strings` (ParameterStatus): off changes where
     /// string literals, and so statements, end.
     scs: bool,
-    /// SET LOCAL ROLE, until the transaction ends.
-    local_role: Option<Option<Arc<str>>>,
-    /// The role when the open transaction block began, restored by ROLLBACK.
-    tx_start_role: Option<Option<Arc<str>>>,
 }
 
 impl Tracker {
@@ -122,10 +118,8 @@ impl Tracker {
             portals: HashMap::new(),
             queue: VecDeque::new(),
             ready: Vec::new(),
-            role: None,
+            roles: Roles::default(),
             scs: true,
-            local_role: None,
-            tx_start_role: None,
         }
     }
 
@@ -289,8 +283,11 @@ impl Tracker {
 
     fn on_parse(&mut self, body: &[u8]) {
         let (name, sql) = messages::parse(body);
-        let (text, class) =
-            self.note_classified(self.config.classifier.classify_statement_with(sql.trim(), self.scs));
+        let (text, class) = self.note_classified(
+            self.config
+                .classifier
+                .classify_statement_with(sql.trim(), self.scs),
+        );
         let prepared = Arc::new(Prepared { text, class });
         if name.is_empty() || self.statements.len() < MAX_NAMED {
             self.statements.insert(name, prepared.clone());
@@ -365,10 +362,8 @@ impl Tracker {
                 *done += 1;
                 let piece = pieces.get(n).cloned();
                 let (text, class) = piece.unwrap_or_else(|| beyond_capture(truncated));
-                if let Some(word) = tag_word {
-                    self.track_transaction(word, &class);
-                }
-                self.apply_role(&class);
+                self.roles
+                    .completed(tag_word, &class, self.session.user.as_deref());
                 let fate = Fate::ok(rows, started);
                 self.finish(id, n + 1, text, class, "simple", None, fate);
             }
@@ -380,10 +375,8 @@ impl Tracker {
                 }) = self.queue.pop_front()
                 {
                     let (text, class, params) = portal_parts(portal.as_deref());
-                    if let Some(word) = tag_word {
-                        self.track_transaction(word, &class);
-                    }
-                    self.apply_role(&class);
+                    self.roles
+                        .completed(tag_word, &class, self.session.user.as_deref());
                     let fate = Fate::ok(rows, started);
                     self.finish(id, 1, text, class, "extended", params, fate);
                 }
@@ -515,8 +508,7 @@ impl Tracker {
             }
         }
         if status == b'I' {
-            self.local_role = None;
-            self.tx_start_role = None;
+            self.roles.idle();
         }
     }
 
@@ -561,50 +553,6 @@ impl Tracker {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// Transaction blocks: ROLLBACK undoes a SET ROLE made inside the block.
-    fn track_transaction(&mut self, tag: &[u8], class: &Classification) {
-        match tag {
-            b"BEGIN" | b"START" => {
-                if self.tx_start_role.is_none() {
-                    self.tx_start_role = Some(self.role.clone());
-                }
-            }
-            // `ROLLBACK TO SAVEPOINT` has the tag ROLLBACK too, but a different command.
-            b"ROLLBACK" if class.command == "ROLLBACK" => {
-                if let Some(r) = self.tx_start_role.take() {
-                    self.role = r;
-                }
-                self.local_role = None;
-            }
-            b"COMMIT" => self.tx_start_role = None,
-            _ => {}
-        }
-    }
-
-    fn apply_role(&mut self, class: &Classification) {
-        match &class.role_change {
-            Some(RoleChange::Set { role, local: false }) => {
-                self.role = (Some(role.as_str()) != self.session.user.as_deref())
-                    .then(|| Arc::from(role.as_str()));
-            }
-            Some(RoleChange::Set { role, local: true }) => {
-                self.local_role = Some(Some(Arc::from(role.as_str())));
-            }
-            Some(RoleChange::Reset) => {
-                self.role = None;
-                self.local_role = None;
-            }
-            None => {}
-        }
-    }
-
-    fn effective_role(&self) -> Option<Arc<str>> {
-        match &self.local_role {
-            Some(r) => r.clone(),
-            None => self.role.clone(),
         }
     }
 
@@ -675,7 +623,7 @@ impl Tracker {
             statement: text,
             protocol,
             service: self.service,
-            role: self.effective_role(),
+            role: self.roles.effective(),
             outcome: fate.outcome,
             sqlstate: fate.sqlstate,
             error: fate.error,
