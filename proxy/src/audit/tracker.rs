@@ -39,6 +39,10 @@ const ERROR_CAPTURE: usize = 4096;
 /// Prepared statements and portals remembered per session. The server holds them too, so
 /// this only bounds what a client that never closes them can make the proxy keep.
 const MAX_NAMED: usize = 10_000;
+/// Text of named prepared statements remembered per session. Past it, new named
+/// statements are not remembered: their executions are still audited, as
+/// `<unknown prepared statement>` with class MISC / UNKNOWN, which a rule can flag.
+const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
 
 /// A statement prepared with Parse.
 struct Prepared {
@@ -90,6 +94,8 @@ pub struct Tracker {
     capture: usize,
     next_id: u64,
     statements: HashMap<String, Arc<Prepared>>,
+    /// Text bytes held in `statements`.
+    named_bytes: usize,
     portals: HashMap<String, Arc<Portal>>,
     queue: VecDeque<Pending>,
     ready: Vec<AuditEvent>,
@@ -115,6 +121,7 @@ impl Tracker {
             capture,
             next_id: 1,
             statements: HashMap::new(),
+            named_bytes: 0,
             portals: HashMap::new(),
             queue: VecDeque::new(),
             ready: Vec::new(),
@@ -169,7 +176,11 @@ impl Tracker {
             b'C' => {
                 let (kind, name) = messages::close(body);
                 match kind {
-                    b'S' => drop(self.statements.remove(&name)),
+                    b'S' => {
+                        if let Some(p) = self.statements.remove(&name) {
+                            self.named_bytes = self.named_bytes.saturating_sub(p.text.len());
+                        }
+                    }
                     b'P' => drop(self.portals.remove(&name)),
                     _ => {}
                 }
@@ -289,8 +300,13 @@ impl Tracker {
                 .classify_statement_with(sql.trim(), self.scs),
         );
         let prepared = Arc::new(Prepared { text, class });
-        if name.is_empty() || self.statements.len() < MAX_NAMED {
-            self.statements.insert(name, prepared.clone());
+        let fits = self.statements.len() < MAX_NAMED
+            && self.named_bytes.saturating_add(prepared.text.len()) <= MAX_NAMED_BYTES;
+        if name.is_empty() || fits {
+            self.named_bytes = self.named_bytes.saturating_add(prepared.text.len());
+            if let Some(old) = self.statements.insert(name, prepared.clone()) {
+                self.named_bytes = self.named_bytes.saturating_sub(old.text.len());
+            }
         }
         self.push(Pending::Parse(prepared));
     }
