@@ -424,3 +424,46 @@ fn statement_in_flight_when_the_client_hangs_up_is_audited() {
         })
     });
 }
+
+#[test]
+fn hostile_sql_is_audited_and_costs_nothing_else() {
+    let mut proxy = start("log_noise = true");
+    let mut s = raw_login(proxy.port, "trust_user", "x", "app");
+    // Deep nesting: sqlparser's recursion limit, then the token path.
+    let deep = format!("select {}1{}", "(".repeat(30_000), ")".repeat(30_000));
+    // Longer than max_parse_bytes and than the 1 MiB capture: classified from a prefix.
+    let long = format!("select length('{}')", "a".repeat(2 * 1024 * 1024));
+    // Unterminated quoting and comments, control bytes, a password the parser never sees.
+    let odd = [
+        "select $$ never ends",
+        "select 1 /* /* nested */",
+        "alter role trust_user password 'Hostile-Secret-1",
+        "\u{1}\u{2}select\u{7f} 1",
+    ];
+    for sql in [deep.as_str(), long.as_str()].into_iter().chain(odd) {
+        let _ = raw_query(&mut s, sql);
+    }
+    assert_eq!(raw_query(&mut s, "select 42").unwrap(), vec!["42"]);
+    wait_until(
+        "events for every hostile statement",
+        Duration::from_secs(20),
+        || {
+            let ev: Vec<Value> = proxy
+                .audit_events()
+                .into_iter()
+                .filter(|e| e["type"] == "statement" && e["user"] == "trust_user")
+                .collect();
+            ev.len() >= 7 && ev.iter().any(|e| e["statement"] == "select 42")
+        },
+    );
+    let text = std::fs::read_to_string(proxy.dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        !text.contains("Hostile-Secret-1"),
+        "password in the audit log"
+    );
+    assert!(
+        !proxy.log().contains("Hostile-Secret-1"),
+        "password in the proxy log"
+    );
+    assert_healthy(&mut proxy);
+}

@@ -159,6 +159,33 @@ pub fn rows(tag: &[u8]) -> Option<u64> {
     std::str::from_utf8(last).ok()?.parse().ok()
 }
 
+/// A server error message with every double-quoted part replaced by `"***"`. PostgreSQL
+/// quotes the offending input in its messages (`at or near "'secret"`, `invalid input
+/// syntax for type integer: "4111..."`), so an error about a statement whose text had to be
+/// redacted may repeat what was redacted.
+pub fn scrub_message(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for ch in msg.chars() {
+        match (ch, inside) {
+            ('"', false) => {
+                out.push_str("\"***");
+                inside = true;
+            }
+            ('"', true) => {
+                out.push('"');
+                inside = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    if inside {
+        out.push('"');
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "messages_tests.rs"]
 mod tests;

@@ -54,3 +54,16 @@ fn hostile_bodies_do_not_panic() {
     huge.extend_from_slice(&i32::MAX.to_be_bytes());
     assert_eq!(bind(&huge, Some(10)).2.unwrap(), vec!["<not captured>"]);
 }
+
+#[test]
+fn scrubbed_messages_keep_no_quoted_input() {
+    assert_eq!(
+        scrub_message("unterminated quoted string at or near \"'Secret-1\""),
+        "unterminated quoted string at or near \"***\""
+    );
+    assert_eq!(
+        scrub_message("role \"x\" and \"y"),
+        "role \"***\" and \"***\""
+    );
+    assert_eq!(scrub_message("no quotes"), "no quotes");
+}

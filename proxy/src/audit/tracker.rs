@@ -23,7 +23,7 @@ use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sql::{Class, Classification, Object, ParsePath, Statement};
+use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -628,6 +628,13 @@ impl Tracker {
         if (class.noise && !audit.log_noise) || (self.service && !audit.log_service_accounts) {
             return;
         }
+        // The server's message may quote what redaction removed from the text.
+        let error = match fate.error {
+            Some(m) if audit.redact == Redact::Literals || text.contains("***") => {
+                Some(messages::scrub_message(&m))
+            }
+            other => other,
+        };
         let duration_ms = fate
             .started
             .map(|s| (s.elapsed().as_micros() as f64) / 1000.0);
@@ -642,7 +649,7 @@ impl Tracker {
             role: self.roles.effective(),
             outcome: fate.outcome,
             sqlstate: fate.sqlstate,
-            error: fate.error,
+            error,
             rows: fate.rows,
             duration_ms,
             parameters: params,
