@@ -226,7 +226,8 @@ fn resolve(config_path: &std::path::Path, log: &str) -> String {
 }
 
 /// SIGTERM/SIGINT stop; SIGHUP reloads the config (the running one stays if the new one is
-/// invalid; the listen address and audit log are fixed until restart).
+/// invalid; the listen address and the audit writer's file, format and queue are fixed
+/// until restart). New sessions use the new snapshot; running sessions keep theirs.
 async fn signals(shared: Arc<Shared>, path: PathBuf, stop: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -244,8 +245,16 @@ async fn signals(shared: Arc<Shared>, path: PathBuf, stop: tokio::sync::watch::S
             _ = hup.recv() => match pgvigil::config::load(&path) {
                 Ok(new) => {
                     let old = shared.config();
-                    if new.file.listen.addr != old.file.listen.addr || new.file.audit.log != old.file.audit.log {
-                        tracing::warn!("listen.addr and audit.log changes take effect at restart");
+                    let (n, o) = (&new.file, &old.file);
+                    if n.listen.addr != o.listen.addr
+                        || n.audit.log != o.audit.log
+                        || n.audit.format != o.audit.format
+                        || n.audit.queue_capacity != o.audit.queue_capacity
+                    {
+                        tracing::warn!(
+                            "listen.addr, audit.log, audit.format and audit.queue_capacity \
+                             changes take effect at restart"
+                        );
                     }
                     shared.set_config(new);
                     tracing::info!("configuration reloaded");

@@ -467,3 +467,64 @@ fn hostile_sql_is_audited_and_costs_nothing_else() {
     );
     assert_healthy(&mut proxy);
 }
+
+#[test]
+fn reload_changes_audit_settings_for_new_sessions_and_keeps_them_on_a_bad_file() {
+    let mut proxy = start("");
+    let info = conninfo(&proxy, "app_user", "app_pass", "reload");
+    let (ok, _, err) = psql(&info, "select 1001");
+    assert!(ok, "{err}");
+    let original = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let noisy = original.replace("[audit]\n", "[audit]\nlog_noise = true\n");
+    assert_ne!(noisy, original);
+    std::fs::write(&proxy.config_path, &noisy).unwrap();
+    proxy.sighup();
+    wait_until("the reload", Duration::from_secs(10), || {
+        proxy.log().contains("configuration reloaded")
+    });
+    let (ok, _, err) = psql(&info, "select 1002");
+    assert!(ok, "{err}");
+    let ev = wait_statements(&proxy, "reload", 1);
+    assert_eq!(ev.len(), 1, "only the statement after the reload: {ev:?}");
+    assert_eq!(ev[0]["statement"], "select 1002");
+    // A broken file keeps the running configuration (and says why, with the line).
+    std::fs::write(
+        &proxy.config_path,
+        noisy.replace("log_noise = true", "log_noise = 3"),
+    )
+    .unwrap();
+    proxy.sighup();
+    wait_until("the refused reload", Duration::from_secs(10), || {
+        proxy.log().contains("reload failed")
+    });
+    assert!(proxy.log().contains("line "), "{}", proxy.log());
+    let (ok, _, err) = psql(&info, "select 1003");
+    assert!(ok, "{err}");
+    wait_statements(&proxy, "reload", 2);
+    assert_healthy(&mut proxy);
+}
+
+#[test]
+fn backpressure_drop_counts_and_wait_loses_nothing() {
+    let many: String = (0..3000).map(|i| format!("select {i};")).collect();
+    for (policy, app) in [("drop", "bp_drop"), ("wait", "bp_wait")] {
+        let proxy = start(&format!(
+            "log_noise = true\nqueue_capacity = 1\non_backpressure = \"{policy}\""
+        ));
+        let (ok, _, err) = psql(&conninfo(&proxy, "app_user", "app_pass", app), &many);
+        assert!(ok, "{err}");
+        if policy == "drop" {
+            metric_at_least(&proxy, "pgvigil_audit_dropped_total", 1.0);
+            // Every event is written or counted as dropped (the writer may still be busy
+            // with the last few when the drop counter first moves).
+            wait_until("written + dropped = 3000", Duration::from_secs(10), || {
+                let written = statements(&proxy, app).len() as f64;
+                written + proxy.metric("pgvigil_audit_dropped_total") == 3000.0
+            });
+        } else {
+            let ev = wait_statements(&proxy, app, 3000);
+            assert_eq!(ev.len(), 3000);
+            assert_eq!(proxy.metric("pgvigil_audit_dropped_total"), 0.0);
+        }
+    }
+}

@@ -281,6 +281,15 @@ listen = "127.0.0.1:{metrics_port}"
         false
     }
 
+    /// Sends SIGHUP (reload the configuration).
+    pub fn sighup(&self) {
+        if let Some(child) = self.child.as_ref() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGHUP);
+            }
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
