@@ -14,7 +14,6 @@ use common::*;
 
 use pgvigil::demo::Cluster;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -248,87 +247,19 @@ fn psql_backslash_commands_are_noise() {
     assert_no_problems(judge("psql", &events, &PSQL_USER), &proxy);
 }
 
-/// The toolchain, or the reason it is missing (same policy as clients_jdbc.rs).
-fn java_tools() -> Result<(PathBuf, PathBuf, PathBuf), String> {
-    let find = |name: &str| {
-        std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    };
-    let javac = find("javac").ok_or("javac not found on PATH (install default-jdk-headless)")?;
-    let java = find("java").ok_or("java not found on PATH (install default-jdk-headless)")?;
-    let jar = std::env::var_os("PGVIGIL_JDBC_JAR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/java/postgresql.jar"));
-    if !jar.is_file() {
-        return Err(format!(
-            "PostgreSQL JDBC driver not found at {}",
-            jar.display()
-        ));
-    }
-    Ok((javac, java, jar))
-}
-
-/// Runs a command to completion within `limit`; returns (success, stdout + stderr).
-fn run_bounded(cmd: &mut Command, limit: Duration) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out_path = dir.path().join("out");
-    let out = std::fs::File::create(&out_path).expect("output file");
-    let err = out.try_clone().expect("clone output file");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    (status.is_some_and(|s| s.success()), text)
-}
-
 #[test]
 fn jdbc_metadata_is_noise() {
-    let (javac, java, jar) = match java_tools() {
-        Ok(t) => t,
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("JDBC noise test cannot run under CI: {why}");
-            }
-            eprintln!("SKIPPED jdbc noise test: {why}");
-            return;
-        }
+    let Some((javac, java, jar)) = java::java_tools_or_skip("jdbc noise test") else {
+        return;
     };
     let classes = tempfile::tempdir().expect("temp dir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jdbc/Meta.java");
-    let (ok, out) = run_bounded(
-        Command::new(javac)
-            .arg("-cp")
-            .arg(&jar)
-            .arg("-d")
-            .arg(classes.path())
-            .arg(&src),
-        Duration::from_secs(120),
-    );
-    assert!(ok, "javac failed:\n{out}");
+    java::compile(&javac, &jar, classes.path(), "Meta.java");
     let proxy = start_proxy(true);
     let url = format!(
         "jdbc:postgresql://127.0.0.1:{}/app?sslmode=disable",
         proxy.port
     );
-    let (ok, out) = run_bounded(
+    let (ok, out) = java::run_bounded(
         Command::new(java)
             .arg("-cp")
             .arg(format!("{}:{}", jar.display(), classes.path().display()))

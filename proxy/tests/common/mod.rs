@@ -2,6 +2,8 @@
 //! throwaway cluster, reading its audit log and metrics. Each test file uses what it needs.
 #![allow(dead_code)]
 
+pub mod java;
+
 use pgvigil::certs::{write_dev_certs, DevCerts};
 use pgvigil::demo::cluster::{Cluster, ClusterOptions, HbaAuth};
 use std::io::{Read, Write};
