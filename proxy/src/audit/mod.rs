@@ -1,8 +1,14 @@
 //! Audit events and their writer.
 //!
-//! Sessions build events and hand them to [`AuditSink`]; a writer thread serialises them as
-//! JSON lines, flushing each batch and fsyncing at least once a second and at shutdown. The
-//! queue is bounded and a full queue makes the session wait: no event is silently lost.
+//! - `event`, `statement`: the event types and their JSON shape; `pgaudit`: the same events
+//!   in pgAudit's line format.
+//! - `tracker`: one session's protocol conversation turned into statement events, each with
+//!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
+//!   `roles`: the effective role.
+//! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them,
+//!   flushing each batch and fsyncing at least once a second and at shutdown. The queue is
+//!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
+//!   drops statement events and counts them): no event is silently lost.
 
 mod event;
 mod messages;
