@@ -90,7 +90,7 @@ fn classify(sql: Option<String>, redact: &str) -> ExitCode {
             "objects": c.objects,
             "functions": c.functions,
             "noise": c.noise,
-            "statement": st.text,
+            "statement": &*st.text,
             "parse": c.parse,
         });
         println!("{line}");

@@ -39,6 +39,14 @@ fn conninfo(proxy: &Proxy, app: &str) -> String {
     )
 }
 
+/// The first column of a one-row query; `what` names it when it fails.
+async fn one<T>(client: &Client, sql: &str, what: &str) -> T
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client.query_one(sql, &[]).await.expect(what).get(0)
+}
+
 /// Connects through the proxy; the connection runs in its own task.
 async fn connect(
     proxy: &Proxy,
@@ -164,11 +172,7 @@ async fn copy_in_and_copy_out() {
         .await
         .expect_err("duplicate key must fail the COPY");
     assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err}");
-    let n: i64 = client
-        .query_one("select count(*) from tp_copy", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let n: i64 = one(&client, "select count(*) from tp_copy", "count").await;
     assert_eq!(n, 10_000);
 }
 
@@ -198,11 +202,7 @@ async fn listen_notify_across_connections() {
         .expect("listen");
 
     let (notifier, _conn) = connect(&proxy, "tp_notify").await;
-    let notifier_pid: i32 = notifier
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    let notifier_pid: i32 = one(&notifier, "select pg_backend_pid()", "pid").await;
     notifier
         .batch_execute("NOTIFY tp_channel, 'hello'")
         .await
@@ -240,11 +240,7 @@ async fn listen_notify_across_connections() {
         vec!["hello".to_string(), big, "one".into(), "two".into()]
     );
     // The listener still answers queries after the asynchronous traffic.
-    let v: i32 = listener
-        .query_one("select 7", &[])
-        .await
-        .expect("query")
-        .get(0);
+    let v: i32 = one(&listener, "select 7", "query").await;
     assert_eq!(v, 7);
 }
 
@@ -275,11 +271,7 @@ async fn cancel_request_stops_a_running_query() {
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
     assert!(took < Duration::from_secs(20), "cancel took {took:?}");
     // The session survives its cancelled statement.
-    let v: i32 = client
-        .query_one("select 1", &[])
-        .await
-        .expect("after cancel")
-        .get(0);
+    let v: i32 = one(&client, "select 1", "after cancel").await;
     assert_eq!(v, 1);
     wait_metric_at_least(
         &proxy,
@@ -367,11 +359,7 @@ async fn error_inside_a_pipeline_spares_the_next_query() {
         "{err}"
     );
     client.batch_execute("ROLLBACK").await.expect("rollback");
-    let v: i32 = client
-        .query_one("select 5", &[])
-        .await
-        .expect("after rollback")
-        .get(0);
+    let v: i32 = one(&client, "select 5", "after rollback").await;
     assert_eq!(v, 5);
 }
 
@@ -411,18 +399,10 @@ async fn hundred_megabyte_result_streams_through() {
     eprintln!("100 MB through the proxy in {:?}", started.elapsed());
 
     // The proxy is still healthy: same session, a new session, the metrics.
-    let v: i32 = client
-        .query_one("select 1", &[])
-        .await
-        .expect("same session")
-        .get(0);
+    let v: i32 = one(&client, "select 1", "same session").await;
     assert_eq!(v, 1);
     let (fresh, _c) = connect(&proxy, "tp_big2").await;
-    let v: i32 = fresh
-        .query_one("select 2", &[])
-        .await
-        .expect("new session")
-        .get(0);
+    let v: i32 = one(&fresh, "select 2", "new session").await;
     assert_eq!(v, 2);
     let out = proxy.metric("pgvigil_bytes_total{direction=\"out\"}");
     assert!(out >= 100_000_000.0, "bytes out counted: {out}");
@@ -437,11 +417,7 @@ async fn long_transaction_keeps_its_backend() {
         .await
         .expect("create");
     client.batch_execute("BEGIN").await.expect("begin");
-    let txid: i64 = client
-        .query_one("select txid_current()", &[])
-        .await
-        .expect("txid")
-        .get(0);
+    let txid: i64 = one(&client, "select txid_current()", "txid").await;
     for i in 0..5i32 {
         client
             .execute("insert into tp_longtx (id) values ($1)", &[&i])
@@ -449,11 +425,7 @@ async fn long_transaction_keeps_its_backend() {
             .expect("insert");
         // A client that thinks between statements; the transaction stays open upstream.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let same: i64 = client
-            .query_one("select txid_current()", &[])
-            .await
-            .expect("txid")
-            .get(0);
+        let same: i64 = one(&client, "select txid_current()", "txid").await;
         assert_eq!(same, txid, "still the same transaction after statement {i}");
     }
     // Uncommitted: invisible to others, and the server reports the session in a transaction.
@@ -541,11 +513,7 @@ async fn client_hangup_mid_pipeline_cancels_the_queued_statement() {
 async fn terminated_backend_reaches_the_client_and_proxy_recovers() {
     let proxy = start_proxy().await;
     let (client, conn) = connect(&proxy, "tp_kill").await;
-    let pid: i32 = client
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    let pid: i32 = one(&client, "select pg_backend_pid()", "pid").await;
     assert_eq!(
         direct(&format!("select pg_terminate_backend({pid})")).await,
         "t",
@@ -568,10 +536,6 @@ async fn terminated_backend_reaches_the_client_and_proxy_recovers() {
 
     // The proxy itself is fine: a fresh session works.
     let (fresh, _c) = connect(&proxy, "tp_kill2").await;
-    let v: i32 = fresh
-        .query_one("select 3", &[])
-        .await
-        .expect("fresh session")
-        .get(0);
+    let v: i32 = one(&fresh, "select 3", "fresh session").await;
     assert_eq!(v, 3);
 }

@@ -44,15 +44,9 @@ const MAX_NAMED: usize = 10_000;
 /// `<unknown prepared statement>` with class MISC / UNKNOWN, which a rule can flag.
 const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
 
-/// A statement prepared with Parse.
-struct Prepared {
-    text: Arc<str>,
-    class: Arc<Classification>,
-}
-
 /// A portal created with Bind.
 struct Portal {
-    prepared: Option<Arc<Prepared>>,
+    prepared: Option<Arc<Statement>>,
     params: Option<Arc<[String]>>,
 }
 
@@ -60,7 +54,7 @@ struct Portal {
 enum Pending {
     Query {
         id: u64,
-        pieces: Vec<(Arc<str>, Arc<Classification>)>,
+        pieces: Vec<Statement>,
         /// Statements settled so far.
         done: usize,
         /// The text was cut at the capture limit: more statements may follow.
@@ -68,7 +62,7 @@ enum Pending {
         started: Instant,
     },
     /// The statement being prepared (for a Parse that fails with no Execute after it).
-    Parse(Arc<Prepared>),
+    Parse(Arc<Statement>),
     Bind,
     Describe,
     Close,
@@ -93,7 +87,7 @@ pub struct Tracker {
     service: bool,
     capture: usize,
     next_id: u64,
-    statements: HashMap<String, Arc<Prepared>>,
+    statements: HashMap<String, Arc<Statement>>,
     /// Text bytes held in `statements`.
     named_bytes: usize,
     portals: HashMap<String, Arc<Portal>>,
@@ -166,7 +160,8 @@ impl Tracker {
         want
     }
 
-    /// A client frame's head, as asked for by [`Tracker::client_wants`].
+    /// A client frame's head, as asked for by [`Tracker::client_wants`]. Client frames
+    /// only queue work; events complete on server replies.
     pub fn client_frame(&mut self, tag: u8, body: &[u8]) {
         match tag {
             b'Q' => self.on_query(body),
@@ -263,13 +258,11 @@ impl Tracker {
 
     fn on_query(&mut self, body: &[u8]) {
         let truncated = body.last() != Some(&0);
-        let sql = messages::text(body.split(|&b| b == 0).next().unwrap_or_default());
-        let classifier = self.config.classifier.clone();
-        let pieces = classifier
-            .classify_query_with(&sql, self.scs)
-            .into_iter()
-            .map(|s| self.note_classified(s))
-            .collect();
+        let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
+        let pieces = self.config.classifier.classify_query_with(&sql, self.scs);
+        for p in &pieces {
+            self.count_classified(p);
+        }
         let id = self.take_id();
         self.push(Pending::Query {
             id,
@@ -280,7 +273,7 @@ impl Tracker {
         });
     }
 
-    fn note_classified(&self, s: Statement) -> (Arc<str>, Arc<Classification>) {
+    fn count_classified(&self, s: &Statement) {
         if s.cache_hit {
             self.metrics.classify_cache_hits.increment(1);
         } else {
@@ -289,17 +282,16 @@ impl Tracker {
                 self.metrics.parse_fallback.increment(1);
             }
         }
-        (Arc::from(s.text), s.class)
     }
 
     fn on_parse(&mut self, body: &[u8]) {
         let (name, sql) = messages::parse(body);
-        let (text, class) = self.note_classified(
-            self.config
-                .classifier
-                .classify_statement_with(sql.trim(), self.scs),
-        );
-        let prepared = Arc::new(Prepared { text, class });
+        let prepared = self
+            .config
+            .classifier
+            .classify_statement_with(sql.trim(), self.scs);
+        self.count_classified(&prepared);
+        let prepared = Arc::new(prepared);
         let fits = self.statements.len() < MAX_NAMED
             && self.named_bytes.saturating_add(prepared.text.len()) <= MAX_NAMED_BYTES;
         if name.is_empty() || fits {
@@ -355,33 +347,52 @@ impl Tracker {
         }
     }
 
+    /// Takes the next statement of the simple Query at the front of the queue: its query
+    /// id, position (from 1), statement and start time. `belongs(pieces, settled,
+    /// truncated)` decides whether the reply at hand settles a statement at all.
+    fn next_piece(
+        &mut self,
+        belongs: impl Fn(usize, usize, bool) -> bool,
+    ) -> Option<(u64, usize, Statement, Instant)> {
+        let Some(Pending::Query {
+            id,
+            pieces,
+            done,
+            truncated,
+            started,
+        }) = self.queue.front_mut()
+        else {
+            return None;
+        };
+        if !belongs(pieces.len(), *done, *truncated) {
+            return None;
+        }
+        let st = pieces
+            .get(*done)
+            .cloned()
+            .unwrap_or_else(|| beyond_capture(*truncated));
+        *done += 1;
+        Some((*id, *done, st, *started))
+    }
+
     /// CommandComplete (`tag`), EmptyQueryResponse (`empty`), PortalSuspended or
     /// FunctionCallResponse (`None`).
     fn complete(&mut self, tag: Option<&[u8]>, empty: bool) {
         self.skip_to_command();
         let rows = tag.and_then(messages::rows);
         let tag_word = tag.and_then(|t| t.split(|&b| b == 0 || b == b' ').next());
-        match self.queue.front_mut() {
-            Some(Pending::Query {
-                id,
-                pieces,
-                done,
-                truncated,
-                started,
-            }) => {
-                let (id, started, truncated) = (*id, *started, *truncated);
-                let n = *done;
-                if empty && pieces.is_empty() {
-                    // A query of only whitespace and comments: nothing ran.
+        match self.queue.front() {
+            Some(Pending::Query { .. }) => {
+                // A query of only whitespace and comments answers EmptyQueryResponse:
+                // nothing ran.
+                let Some((id, n, st, started)) = self.next_piece(|len, _, _| !(empty && len == 0))
+                else {
                     return;
-                }
-                *done += 1;
-                let piece = pieces.get(n).cloned();
-                let (text, class) = piece.unwrap_or_else(|| beyond_capture(truncated));
+                };
                 self.roles
-                    .completed(tag_word, &class, self.session.user.as_deref());
+                    .completed(tag_word, &st.class, self.session.user.as_deref());
                 let fate = Fate::ok(rows, started);
-                self.finish(id, n + 1, text, class, "simple", None, fate);
+                self.finish(id, n, st, "simple", None, fate);
             }
             Some(Pending::Execute { .. }) => {
                 if let Some(Pending::Execute {
@@ -390,11 +401,11 @@ impl Tracker {
                     started,
                 }) = self.queue.pop_front()
                 {
-                    let (text, class, params) = portal_parts(portal.as_deref());
+                    let (st, params) = portal_parts(portal.as_deref());
                     self.roles
-                        .completed(tag_word, &class, self.session.user.as_deref());
+                        .completed(tag_word, &st.class, self.session.user.as_deref());
                     let fate = Fate::ok(rows, started);
-                    self.finish(id, 1, text, class, "extended", params, fate);
+                    self.finish(id, 1, st, "extended", params, fate);
                 }
             }
             Some(Pending::Function { .. }) => {
@@ -414,27 +425,16 @@ impl Tracker {
             rows: None,
             started: Some(started),
         };
-        match self.queue.front_mut() {
-            Some(Pending::Query {
-                id,
-                pieces,
-                done,
-                truncated,
-                started,
-            }) => {
-                let (id, started, truncated) = (*id, *started, *truncated);
-                let n = *done;
-                if n >= pieces.len() && !truncated && n > 0 {
-                    // An error after the last statement (a failed implicit COMMIT): it
-                    // belongs to no statement of its own.
+        match self.queue.front() {
+            Some(Pending::Query { .. }) => {
+                // An error after the last statement (a failed implicit COMMIT) belongs to
+                // no statement of its own.
+                let Some((id, n, st, started)) =
+                    self.next_piece(|len, done, truncated| done < len || truncated || done == 0)
+                else {
                     return;
-                }
-                *done += 1;
-                let (text, class) = pieces
-                    .get(n)
-                    .cloned()
-                    .unwrap_or_else(|| beyond_capture(truncated));
-                self.finish(id, n + 1, text, class, "simple", None, fate(started));
+                };
+                self.finish(id, n, st, "simple", None, fate(started));
                 // The rest of the string never ran; ReadyForQuery logs it as skipped.
             }
             Some(Pending::Function { .. }) => {
@@ -470,7 +470,7 @@ impl Tracker {
                     portal,
                     started,
                 } => {
-                    let (text, class, params) = portal_parts(portal.as_deref());
+                    let (st, params) = portal_parts(portal.as_deref());
                     let fate = match error.take() {
                         Some(mut f) => {
                             f.started = Some(started);
@@ -478,7 +478,7 @@ impl Tracker {
                         }
                         None => Fate::skipped(),
                     };
-                    self.finish(id, 1, text, class, "extended", params, fate);
+                    self.finish(id, 1, st, "extended", params, fate);
                 }
                 Pending::Parse(prepared) if error.is_some() && failed_parse.is_none() => {
                     failed_parse = Some(prepared);
@@ -488,15 +488,7 @@ impl Tracker {
         }
         if let (Some(fate), Some(p)) = (error, failed_parse) {
             let id = self.take_id();
-            self.finish(
-                id,
-                1,
-                p.text.clone(),
-                p.class.clone(),
-                "extended",
-                None,
-                fate,
-            );
+            self.finish(id, 1, (*p).clone(), "extended", None, fate);
         }
     }
 
@@ -511,14 +503,14 @@ impl Tracker {
                     truncated: _,
                     started: _,
                 } => {
-                    for (i, (text, class)) in pieces.into_iter().enumerate().skip(done) {
-                        self.finish(id, i + 1, text, class, "simple", None, Fate::skipped());
+                    for (i, st) in pieces.into_iter().enumerate().skip(done) {
+                        self.finish(id, i + 1, st, "simple", None, Fate::skipped());
                     }
                     break;
                 }
                 Pending::Execute { id, portal, .. } => {
-                    let (text, class, params) = portal_parts(portal.as_deref());
-                    self.finish(id, 1, text, class, "extended", params, Fate::skipped());
+                    let (st, params) = portal_parts(portal.as_deref());
+                    self.finish(id, 1, st, "extended", params, Fate::skipped());
                 }
                 Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
             }
@@ -547,13 +539,13 @@ impl Tracker {
                     started,
                     ..
                 } => {
-                    for (i, (text, class)) in pieces.into_iter().enumerate().skip(done) {
+                    for (i, st) in pieces.into_iter().enumerate().skip(done) {
                         let f = if i == done {
                             fate(Some(started))
                         } else {
                             Fate::skipped()
                         };
-                        self.finish(id, i + 1, text, class, "simple", None, f);
+                        self.finish(id, i + 1, st, "simple", None, f);
                     }
                 }
                 Pending::Execute {
@@ -561,8 +553,8 @@ impl Tracker {
                     portal,
                     started,
                 } => {
-                    let (text, class, params) = portal_parts(portal.as_deref());
-                    self.finish(id, 1, text, class, "extended", params, fate(Some(started)));
+                    let (st, params) = portal_parts(portal.as_deref());
+                    self.finish(id, 1, st, "extended", params, fate(Some(started)));
                 }
                 Pending::Function { id, oid, started } => {
                     self.finish_function(id, oid, fate(Some(started)));
@@ -573,10 +565,10 @@ impl Tracker {
     }
 
     fn finish_function(&mut self, id: u64, oid: Option<u32>, fate: Fate) {
-        let text: Arc<str> = Arc::from(match oid {
+        let text = match oid {
             Some(oid) => format!("<FunctionCall oid {oid}>"),
             None => "<FunctionCall>".to_string(),
-        });
+        };
         let extra = oid
             .map(|oid| Object {
                 kind: "FUNCTION".to_string(),
@@ -584,30 +576,20 @@ impl Tracker {
             })
             .into_iter()
             .collect();
-        self.emit(
-            id,
-            1,
-            text,
-            function_call_class(),
-            extra,
-            "function_call",
-            None,
-            fate,
-        );
+        let st = placeholder(&text, function_call_class());
+        self.emit(id, 1, st, extra, "function_call", None, fate);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
         id: u64,
         sub: usize,
-        text: Arc<str>,
-        class: Arc<Classification>,
+        st: Statement,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
-        self.emit(id, sub, text, class, Vec::new(), protocol, params, fate);
+        self.emit(id, sub, st, Vec::new(), protocol, params, fate);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -615,13 +597,13 @@ impl Tracker {
         &mut self,
         id: u64,
         sub: usize,
-        text: Arc<str>,
-        class: Arc<Classification>,
+        st: Statement,
         extra_objects: Vec<Object>,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
+        let class = st.class;
         self.metrics
             .statement(class.class, self.service, class.noise);
         let audit = &self.config.file.audit;
@@ -630,7 +612,7 @@ impl Tracker {
         }
         // The server's message may quote what redaction removed from the text.
         let error = match fate.error {
-            Some(m) if audit.redact == Redact::Literals || text.contains("***") => {
+            Some(m) if audit.redact == Redact::Literals || st.redacted => {
                 Some(messages::scrub_message(&m))
             }
             other => other,
@@ -643,7 +625,7 @@ impl Tracker {
             substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),
             class,
             extra_objects,
-            statement: text,
+            statement: st.text,
             protocol,
             service: self.service,
             role: self.roles.effective(),
@@ -702,34 +684,43 @@ impl Fate {
     }
 }
 
-/// The text, classification and parameters of what a portal runs; an unknown portal (one
-/// bound to a statement the proxy never saw) is still audited, as MISC/UNKNOWN.
-fn portal_parts(portal: Option<&Portal>) -> (Arc<str>, Arc<Classification>, Option<Arc<[String]>>) {
+/// The statement and parameters of what a portal runs; an unknown portal (one bound to a
+/// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
+fn portal_parts(portal: Option<&Portal>) -> (Statement, Option<Arc<[String]>>) {
     match portal {
         Some(Portal {
             prepared: Some(p),
             params,
-        }) => (p.text.clone(), p.class.clone(), params.clone()),
+        }) => ((**p).clone(), params.clone()),
         Some(Portal {
             prepared: None,
             params,
         }) => (
-            Arc::from("<unknown prepared statement>"),
-            unknown_class(),
+            placeholder("<unknown prepared statement>", unknown_class()),
             params.clone(),
         ),
-        None => (Arc::from("<unknown portal>"), unknown_class(), None),
+        None => (placeholder("<unknown portal>", unknown_class()), None),
+    }
+}
+
+/// A statement the proxy has no text for, under a descriptive placeholder.
+fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
+    Statement {
+        text: Arc::from(text),
+        redacted: false,
+        class,
+        cache_hit: false,
     }
 }
 
 /// A statement past the captured part of a very long simple query.
-fn beyond_capture(truncated: bool) -> (Arc<str>, Arc<Classification>) {
+fn beyond_capture(truncated: bool) -> Statement {
     let text = if truncated {
         "<statement beyond the captured part of the query>"
     } else {
         "<statement the proxy did not see>"
     };
-    (Arc::from(text), unknown_class())
+    placeholder(text, unknown_class())
 }
 
 fn unknown_class() -> Arc<Classification> {

@@ -177,7 +177,7 @@ pub async fn pump<R, W, O, C>(
     scanner: &mut FrameScanner,
     observer: &mut O,
     counter: &mut C,
-    events: &Events<'_>,
+    events: Option<&Events<'_>>,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
@@ -206,8 +206,11 @@ where
             return PumpEnd::ReadError(e);
         }
         // Events are queued before the bytes go on: a client never sees the result of a
-        // statement whose audit event is not yet in the writer's queue.
-        events.flush().await;
+        // statement whose audit event is not yet in the writer's queue. Only server replies
+        // complete statements, so the client direction has none to hand over.
+        if let Some(events) = events {
+            events.flush().await;
+        }
         if let Err(e) = to.write_all(&buf).await {
             return PumpEnd::WriteError(WireError::Io(e));
         }

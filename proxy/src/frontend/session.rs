@@ -389,8 +389,8 @@ async fn relay_session(
         Shutdown,
     }
     let end = tokio::select! {
-        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &events) => End::Client(e),
-        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, None) => End::Client(e),
+        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, Some(&events)) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
     };
     bytes_in.flush();

@@ -12,15 +12,7 @@ fn ast(sql: &str) -> Classification {
     }
 }
 
-fn objects(c: &Classification) -> Vec<String> {
-    c.objects
-        .iter()
-        .map(|o| format!("{} {}", o.kind, o.name))
-        .collect()
-}
-
-/// (statement, class, command, objects as "KIND name").
-type Case = (&'static str, Class, &'static str, &'static [&'static str]);
+use crate::sql::test_support::{objects, Case};
 
 const CASES: &[Case] = &[
     // Reads, and every place a relation hides in a query.

@@ -4,6 +4,7 @@
 use super::cache::Cache;
 use super::lex::{self, Fingerprinter};
 use super::{ast, names, tokens, Classification, Redact};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How the classifier behaves; from `[audit]`.
@@ -30,7 +31,10 @@ impl Default for ClassifierOptions {
 #[derive(Debug, Clone)]
 pub struct Statement {
     /// The statement text after redaction.
-    pub text: String,
+    pub text: Arc<str>,
+    /// Whether redaction changed the text (a password or, with `redact = "literals"`, a
+    /// literal was removed): messages about the statement may quote what was removed.
+    pub redacted: bool,
     pub class: Arc<Classification>,
     /// Whether the classification came from the cache.
     pub cache_hit: bool,
@@ -100,8 +104,16 @@ impl Classifier {
                 (c, false)
             }
         };
+        let (text, redacted) = match lex::redact_with(sql, self.opts.redact, scs) {
+            Cow::Borrowed(t) => (Arc::from(t), false),
+            Cow::Owned(t) => {
+                let changed = t != sql;
+                (Arc::from(t), changed)
+            }
+        };
         Statement {
-            text: lex::redact_with(sql, self.opts.redact, scs).into_owned(),
+            text,
+            redacted,
             class,
             cache_hit,
         }

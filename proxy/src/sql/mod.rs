@@ -171,3 +171,20 @@ pub enum Redact {
     /// Every literal becomes `?`, as in pg_stat_statements.
     Literals,
 }
+
+/// What the classifier unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Class, Classification};
+
+    /// Objects as `"KIND name"`.
+    pub fn objects(c: &Classification) -> Vec<String> {
+        c.objects
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .collect()
+    }
+
+    /// (statement, class, command, objects as "KIND name").
+    pub type Case = (&'static str, Class, &'static str, &'static [&'static str]);
+}

@@ -3,15 +3,7 @@
 
 use super::*;
 
-fn objects(c: &Classification) -> Vec<String> {
-    c.objects
-        .iter()
-        .map(|o| format!("{} {}", o.kind, o.name))
-        .collect()
-}
-
-/// (statement, class, command, objects as "KIND name").
-type Case = (&'static str, Class, &'static str, &'static [&'static str]);
+use crate::sql::test_support::{objects, Case};
 
 const CASES: &[Case] = &[
     // What sqlparser 0.63 rejects or misreads.
