@@ -11,6 +11,8 @@
 //! - [`backend`]: the server-facing side: connecting upstream, upstream TLS and
 //!   authentication (SCRAM, md5, cleartext).
 //! - [`audit`]: audit events and the bounded, durable writer.
+//! - [`detect`]: detection rules over the audit events, findings, blocks.
+//! - [`sinks`]: where findings go (file, PostgreSQL, webhooks) through the durable outbox.
 //! - [`sql`]: statement classification (pgAudit classes, objects, noise), redaction and the
 //!   classification cache; pure functions over hostile text.
 //! - [`metrics`]: Prometheus metric names and the exporter.
@@ -22,8 +24,10 @@ pub mod backend;
 pub mod certs;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod frontend;
 pub mod metrics;
+pub mod sinks;
 pub mod sql;
 pub mod tls;
 pub mod wire;

@@ -26,6 +26,10 @@ pub struct ConfigFile {
     pub audit: Audit,
     #[serde(default)]
     pub metrics: Metrics,
+    #[serde(default)]
+    pub rules: super::Rules,
+    #[serde(default)]
+    pub alerts: super::Alerts,
 }
 
 /// `[listen]`: the client-facing socket.

@@ -5,10 +5,12 @@
 //! nothing is used until the whole file is valid (the TLS material included). Sessions hold
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
+mod alerts;
 mod file;
 mod locate;
 mod validate;
 
+pub use alerts::*;
 pub use file::*;
 
 use crate::sql::Classifier;

@@ -190,6 +190,7 @@ fn finish(mut d: Draft, f: Facts) -> Option<Classification> {
         noise,
         role_change: d.role_change,
         literal_dependent: d.literal_dependent || f.set_config_seen,
+        facts: crate::sql::StatementFacts::default(),
     };
     Some(if d.explain_analyze {
         c.explained_analyze()

@@ -112,6 +112,38 @@ pub struct Classification {
     /// `set_config('x', ...)`): such classifications must not be cached under a
     /// literal-blind fingerprint.
     pub literal_dependent: bool,
+    /// What detection rules ask beyond class and command.
+    pub facts: StatementFacts,
+}
+
+/// Direction of a COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyDirection {
+    /// `COPY ... TO`: data leaves the database.
+    To,
+    /// `COPY ... FROM`: data comes in.
+    From,
+}
+
+/// Statement facts detection rules match on (`has_where = false`, ...). Taken from the
+/// AST when sqlparser understood the statement, from the tokens otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StatementFacts {
+    /// For UPDATE and DELETE: whether the top-level statement has a WHERE clause
+    /// (`WHERE CURRENT OF` counts). `None` for every other command.
+    pub has_where: Option<bool>,
+    /// For COPY: its direction.
+    pub copy_direction: Option<CopyDirection>,
+    /// `COPY ... TO PROGRAM` / `COPY ... FROM PROGRAM`.
+    pub copy_program: bool,
+    /// For CREATE/ALTER ROLE/USER/GROUP: the attributes it grants, lowercased
+    /// (`superuser`, `createrole`, `createdb`, `bypassrls`, `replication`, `login`), without
+    /// the `NO...` forms.
+    pub role_attributes: Vec<String>,
+    /// `GRANT role [, ...] TO role`: membership in a role, as opposed to privileges on
+    /// objects.
+    pub grants_role: bool,
 }
 
 impl Classification {
@@ -126,6 +158,7 @@ impl Classification {
             noise: false,
             role_change: None,
             literal_dependent: false,
+            facts: StatementFacts::default(),
         }
     }
 

@@ -165,6 +165,7 @@ fn finish(mut h: Head, crude: bool) -> Classification {
         noise,
         role_change: h.role_change,
         literal_dependent: h.literal_dependent || h.scan.set_config_seen,
+        facts: crate::sql::StatementFacts::default(),
     }
 }
 
