@@ -11,10 +11,11 @@ use super::ast_parts::{
     comment_kind, explain_analyze, grant_objects, ident_obj, name_parts, obj, objs, role_from_expr,
     role_name, setting_name,
 };
+use super::facts;
 use super::lexed;
 use super::noise::{self, Shape};
 use super::walk::{self, fold_ident, object_name, Facts};
-use super::{names, Class, Classification, Object, ParsePath, RoleChange};
+use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
 use sqlparser::ast::{
     CloseCursor, CopySource, DeclareType, DiscardObject, Expr, ObjectName, ObjectType, Reset,
     SchemaName, Set, SetExpr, SetSessionAuthorizationParamKind, Statement, Value,
@@ -125,6 +126,8 @@ struct Draft {
     walk_relations: bool,
     /// The statement is the body of an `EXPLAIN ANALYZE`.
     explain_analyze: bool,
+    /// Read broadly ([`facts::from_ast`]); settled once the command is final.
+    facts: StatementFacts,
 }
 
 fn draft(class: Class, command: &str) -> Draft {
@@ -139,6 +142,7 @@ fn draft(class: Class, command: &str) -> Draft {
         select: false,
         explain_analyze: false,
         walk_relations: true,
+        facts: StatementFacts::default(),
     }
 }
 
@@ -181,6 +185,7 @@ fn finish(mut d: Draft, f: Facts) -> Option<Classification> {
     let objects = names::dedup(d.targets.into_iter().chain(walked));
     let functions = names::dedup(d.functions.into_iter().chain(f.functions));
     let noise = noise::judge(&d.shape, &objects, &functions, f.set_config_ok);
+    let facts = facts::settle(d.facts, &d.command);
     let c = Classification {
         class: d.class,
         command: d.command,
@@ -190,7 +195,7 @@ fn finish(mut d: Draft, f: Facts) -> Option<Classification> {
         noise,
         role_change: d.role_change,
         literal_dependent: d.literal_dependent || f.set_config_seen,
-        facts: crate::sql::StatementFacts::default(),
+        facts,
     };
     Some(if d.explain_analyze {
         c.explained_analyze()
@@ -206,7 +211,7 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
     if depth > 2 {
         return None;
     }
-    Some(match stmt {
+    let mut d = match stmt {
         Statement::Query(q) => {
             // Look through `(SELECT ...)` wrappers, iteratively.
             let mut body = &*q.body;
@@ -538,7 +543,13 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
             d
         }
         _ => return None,
-    })
+    };
+    // An EXPLAIN ANALYZE keeps the facts of what it runs (its inner draft); a plain
+    // EXPLAIN and a PREPARE run nothing: no facts.
+    if !matches!(stmt, Statement::Explain { .. } | Statement::Prepare { .. }) {
+        d.facts = facts::from_ast(stmt);
+    }
+    Some(d)
 }
 
 fn named(class: Class, command: &str, kind: &str, name: &ObjectName) -> Option<Draft> {

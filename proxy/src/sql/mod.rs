@@ -9,6 +9,7 @@
 //!   and command (as PostgreSQL derives its command tags), names are taken from the
 //!   positions that name objects.
 //! - [`noise`]: whether a classified statement provably only reads catalog state.
+//! - [`facts`]: what detection rules ask beyond class and command ([`StatementFacts`]).
 //! - [`cache`]: classifications keyed by fingerprint, bounded by bytes.
 //! - [`classifier`]: the entry point tying these together.
 
@@ -17,6 +18,7 @@ pub mod ast_parts;
 pub mod cache;
 pub mod classifier;
 pub mod commands;
+pub mod facts;
 pub mod lex;
 pub mod lexed;
 pub mod names;
@@ -25,6 +27,9 @@ pub mod scan;
 pub mod tokens;
 pub mod utility;
 pub mod walk;
+
+#[cfg(test)]
+mod facts_tests;
 
 pub use classifier::{Classifier, ClassifierOptions, Statement};
 
@@ -127,22 +132,33 @@ pub enum CopyDirection {
 }
 
 /// Statement facts detection rules match on (`has_where = false`, ...). Taken from the
-/// AST when sqlparser understood the statement, from the tokens otherwise.
+/// AST when sqlparser understood the statement, from the tokens otherwise ([`facts`]).
+/// They belong to the command reported: a statement run by `EXPLAIN ANALYZE` keeps its
+/// facts, a plain `EXPLAIN` and a `PREPARE` (which run nothing) have none. They depend on
+/// keywords only, never on a literal's value (the cache is literal-blind). A statement
+/// longer than `max_parse_bytes` is judged from its prefix: what lies past the cut is
+/// not seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct StatementFacts {
     /// For UPDATE and DELETE: whether the top-level statement has a WHERE clause
-    /// (`WHERE CURRENT OF` counts). `None` for every other command.
+    /// (`WHERE CURRENT OF` counts; a WHERE inside a subquery does not). With a
+    /// data-modifying WITH the statement runs several: `Some(false)` when any UPDATE or
+    /// DELETE at top level (the main statement or a WITH query) lacks a WHERE, so
+    /// `WITH d AS (DELETE FROM t) SELECT ...` (reported as DELETE) is `Some(false)`.
+    /// `None` for every other command, including a SELECT or INSERT reported as such
+    /// whose WITH deletes.
     pub has_where: Option<bool>,
     /// For COPY: its direction.
     pub copy_direction: Option<CopyDirection>,
     /// `COPY ... TO PROGRAM` / `COPY ... FROM PROGRAM`.
     pub copy_program: bool,
-    /// For CREATE/ALTER ROLE/USER/GROUP: the attributes it grants, lowercased
-    /// (`superuser`, `createrole`, `createdb`, `bypassrls`, `replication`, `login`), without
-    /// the `NO...` forms.
+    /// For CREATE/ALTER ROLE/USER/GROUP: the attributes it grants, lowercased, in this
+    /// order: `superuser`, `createrole`, `createdb`, `bypassrls`, `replication`, `login`;
+    /// without the `NO...` forms. `CREATE USER` grants `login` unless it says `NOLOGIN`
+    /// (PostgreSQL's CREATE USER implies LOGIN); `ALTER USER` does not.
     pub role_attributes: Vec<String>,
     /// `GRANT role [, ...] TO role`: membership in a role, as opposed to privileges on
-    /// objects.
+    /// objects (a GRANT without `ON`, reported as GRANT ROLE).
     pub grants_role: bool,
 }
 
@@ -190,7 +206,17 @@ impl Classification {
             .iter()
             .map(|f| f.len() + std::mem::size_of::<String>())
             .sum();
-        self.command.len() + objects + functions + std::mem::size_of::<Classification>()
+        let attributes: usize = self
+            .facts
+            .role_attributes
+            .iter()
+            .map(|a| a.len() + std::mem::size_of::<String>())
+            .sum();
+        self.command.len()
+            + objects
+            + functions
+            + attributes
+            + std::mem::size_of::<Classification>()
     }
 }
 

@@ -5,6 +5,7 @@
 //! `utility.rs` for DDL, GRANT and SET). Everything here is iterative and linear in the
 //! number of tokens. Tokens come from `lexed.rs`.
 
+use super::facts;
 use super::lexed::{lex, Lexed, Tk};
 use super::noise::{self, Shape};
 use super::scan::{self, ScanOut};
@@ -123,7 +124,12 @@ fn classify_lexed(lx: &Lexed) -> Classification {
         }
         None => {}
     }
-    let c = finish(h, lx.crude);
+    let mut c = finish(h, lx.crude);
+    // A plain EXPLAIN and a PREPARE run nothing: no facts. EXPLAIN ANALYZE keeps those of
+    // what it runs.
+    if wrapper.is_none() {
+        c.facts = facts::from_tokens(lx, s, end, &c.command);
+    }
     // pgAudit: EXPLAIN ANALYZE is logged under the tag EXPLAIN, at the run statement's
     // level (a plain EXPLAIN inside it stays MISC/EXPLAIN).
     if analyzed && wrapper.is_none() {
@@ -165,7 +171,7 @@ fn finish(mut h: Head, crude: bool) -> Classification {
         noise,
         role_change: h.role_change,
         literal_dependent: h.literal_dependent || h.scan.set_config_seen,
-        facts: crate::sql::StatementFacts::default(),
+        facts: super::StatementFacts::default(),
     }
 }
 

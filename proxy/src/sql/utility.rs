@@ -28,6 +28,12 @@ pub fn depth0(lx: &Lexed, from: usize, end: usize, kws: &[&str]) -> Option<usize
 
 /// Index of the main statement after `WITH` at `w` (its CTE list skipped).
 pub fn after_ctes(lx: &Lexed, w: usize) -> Option<usize> {
+    cte_list(lx, w, &mut Vec::new())
+}
+
+/// [`after_ctes`], also pushing onto `bodies` the index of each CTE body's `(`, in order
+/// (those read before a malformed list gives up).
+pub fn cte_list(lx: &Lexed, w: usize, bodies: &mut Vec<usize>) -> Option<usize> {
     let mut j = w + 1;
     if lx.is(j, "recursive") {
         j += 1;
@@ -53,6 +59,7 @@ pub fn after_ctes(lx: &Lexed, w: usize) -> Option<usize> {
         if !lx.kind_is(j, Tk::LParen) {
             return None;
         }
+        bodies.push(j);
         j = lx.past_group(j);
         // SEARCH/CYCLE clauses, then `,` or the main statement.
         while let Some(t) = lx.get(j) {
@@ -163,25 +170,35 @@ pub fn all_in(schema: Option<&[String]>) -> String {
 pub fn copy(lx: &Lexed, k: usize, end: usize) -> Head {
     let mut h = Head::new(Class::Write, "COPY");
     let j = k + 1;
-    let after = if lx.kind_is(j, Tk::LParen) {
+    if lx.kind_is(j, Tk::LParen) {
         let close = lx.close.get(j).copied().unwrap_or(end);
         scan::scan(lx, j + 1..close, &mut h.scan);
-        close.saturating_add(1)
     } else {
-        let (parts, e) = lx.name_at(j);
-        h.target("TABLE", &parts);
+        h.target("TABLE", &lx.name_at(j).0);
+    }
+    match copy_direction_at(lx, k, end) {
+        Some(d) if lx.is(d, "to") => h.class = Class::Read,
+        Some(_) => {}
+        None => h.scan.uncertain = true,
+    }
+    h
+}
+
+/// The index of the `FROM` or `TO` of the `COPY` at `k`: the first at parenthesis depth
+/// 0 after the relation and its column list, or after the parenthesized query.
+pub fn copy_direction_at(lx: &Lexed, k: usize, end: usize) -> Option<usize> {
+    let j = k + 1;
+    let after = if lx.kind_is(j, Tk::LParen) {
+        lx.past_group(j)
+    } else {
+        let (_, e) = lx.name_at(j);
         if lx.kind_is(e, Tk::LParen) {
             lx.past_group(e)
         } else {
             e
         }
     };
-    match depth0(lx, after, end, &["from", "to"]) {
-        Some(d) if lx.is(d, "to") => h.class = Class::Read,
-        Some(_) => {}
-        None => h.scan.uncertain = true,
-    }
-    h
+    depth0(lx, after, end, &["from", "to"])
 }
 
 /// `CREATE|ALTER|DROP <kind> ...` (`verb` upper-case).
