@@ -378,6 +378,38 @@ impl Cluster {
         drop(self);
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`) but keeps its data directory, so
+    /// [`Cluster::resume`] can start it again: an outage of the database, as clients see
+    /// it. Dropping a paused cluster still removes everything.
+    pub fn pause(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.tools.server_command("pg_ctl", &self.root);
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        pgbin::run(&mut cmd)?;
+        Ok(())
+    }
+
+    /// Starts a paused server again on the same port and data directory, and waits until
+    /// it accepts TCP connections.
+    pub fn resume(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.tools.server_command("pg_ctl", &self.root);
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_file)
+            .args(["-w", "-t", "60", "start"]);
+        match pgbin::run(&mut cmd) {
+            Ok(_) => self.wait_ready(),
+            Err(ClusterError::CommandFailed { .. }) => Err(ClusterError::Start {
+                port: self.port,
+                log: self.log_file.clone(),
+                log_tail: self.log_tail(30),
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
     fn write_certs(&self) -> Result<DevCerts, ClusterError> {
         let dir = self.root.join("certs");
         let hosts = ["localhost".to_owned(), LISTEN_HOST.to_owned()];
