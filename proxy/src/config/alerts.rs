@@ -62,9 +62,7 @@ pub struct FileAlerts {
 #[serde(untagged)]
 pub enum Secret {
     Inline(String),
-    File {
-        file: PathBuf,
-    },
+    File { file: PathBuf },
 }
 
 impl std::fmt::Debug for Secret {

@@ -7,8 +7,9 @@
 
 mod alerts;
 mod file;
-mod locate;
+pub(crate) mod locate;
 mod validate;
+mod validate_alerts;
 
 pub use alerts::*;
 pub use file::*;
@@ -22,6 +23,8 @@ use std::time::Duration;
 /// One problem in a configuration file.
 #[derive(Debug, Clone)]
 pub struct ConfigIssue {
+    /// The file the problem is in when it is not the config file itself (a rule file).
+    pub file: Option<PathBuf>,
     /// 1-based line in the file, when the problem belongs to a line.
     pub line: Option<usize>,
     /// Dotted key path, e.g. `listen.tls.cert_file`.
@@ -32,6 +35,9 @@ pub struct ConfigIssue {
 
 impl std::fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
         match (self.line, self.key.is_empty()) {
             (Some(line), false) => write!(f, "line {line}: {}: {}", self.key, self.message),
             (Some(line), true) => write!(f, "line {line}: {}", self.message),
@@ -91,6 +97,8 @@ pub struct Config {
     /// The statement classifier built from `[audit]` (its cache lives as long as this
     /// snapshot).
     pub classifier: Arc<Classifier>,
+    /// The detection rules (`[rules]`), validated.
+    pub rules: Vec<Arc<crate::detect::Rule>>,
 }
 
 impl Config {
@@ -123,6 +131,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
         issues: vec![ConfigIssue {
+            file: None,
             line: e.span().map(|s| locate::line_of(text, s.start)),
             key: String::new(),
             message: e.message().trim().to_string(),

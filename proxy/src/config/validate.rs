@@ -11,15 +11,16 @@ use crate::tls::{ClientTls, UpstreamTls};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-struct Checker<'a> {
-    text: &'a str,
-    base: &'a Path,
-    issues: Vec<ConfigIssue>,
+pub(super) struct Checker<'a> {
+    pub(super) text: &'a str,
+    pub(super) base: &'a Path,
+    pub(super) issues: Vec<ConfigIssue>,
 }
 
 impl Checker<'_> {
-    fn issue(&mut self, key: &[&str], message: impl Into<String>) {
+    pub(super) fn issue(&mut self, key: &[&str], message: impl Into<String>) {
         self.issues.push(ConfigIssue {
+            file: None,
             line: line_of_key(self.text, key),
             key: key.join("."),
             message: message.into(),
@@ -27,7 +28,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a path relative to the config file's folder.
-    fn path(&self, p: &Path) -> PathBuf {
+    pub(super) fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -36,7 +37,7 @@ impl Checker<'_> {
     }
 
     /// A file the config names must exist now, not at the first connection.
-    fn existing(&mut self, key: &[&str], p: &Path) -> Option<PathBuf> {
+    pub(super) fn existing(&mut self, key: &[&str], p: &Path) -> Option<PathBuf> {
         let full = self.path(p);
         if full.is_file() {
             Some(full)
@@ -84,6 +85,8 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             "set a file path, or \"-\" for standard output",
         );
     }
+    let rules = super::validate_alerts::rules(&mut c, &file);
+    super::validate_alerts::alerts(&mut c, &file);
     let client_tls = client_tls(&mut c, &file);
     let default_upstream = target(
         &mut c,
@@ -103,6 +106,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             client_tls,
             default_upstream,
             routes,
+            rules,
             classifier: Arc::new(Classifier::new(ClassifierOptions {
                 max_parse_bytes: file.audit.max_parse_bytes,
                 cache_bytes: file.audit.classify_cache_bytes,

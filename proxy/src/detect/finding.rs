@@ -64,6 +64,9 @@ pub struct Finding {
     pub dedup_key: String,
     /// `alert` or `block`.
     pub action: String,
+    /// Matching events the cooldown kept quiet since the previous finding of this group.
+    #[serde(default)]
+    pub suppressed: u64,
     /// Until when the client address is refused (`action = "block"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_until: Option<String>,
@@ -109,8 +112,7 @@ pub(crate) mod test_support {
             id: "0123456789abcdef0123456789abcdef".into(),
             ts: "2026-11-23T10:00:00.000000Z".into(),
             rule_id: "failed-logins".into(),
-            description: "More than 5 failed logins from one client address in 10 minutes"
-                .into(),
+            description: "More than 5 failed logins from one client address in 10 minutes".into(),
             category: "authentication".into(),
             severity: Severity::High,
             mitre_tactic: "TA0006".into(),
@@ -129,6 +131,7 @@ pub(crate) mod test_support {
             last_seen: "2026-11-23T10:00:00.000000Z".into(),
             dedup_key: "failed-logins:5d41402abc4b2a76b9719d911017c592".into(),
             action: "block".into(),
+            suppressed: 0,
             blocked_until: Some("2026-11-23T10:15:00.000000Z".into()),
         }
     }

@@ -1,0 +1,304 @@
+//! The detector: every audit event is checked against the rules the moment it is emitted,
+//! on the session's task, before the event is queued for the log. Firing rules produce
+//! findings (handed to the outbox) and, for `action = "block"`, blocks.
+//!
+//! The rule set is swapped whole on reload; counting state of rules whose id and timing
+//! are unchanged carries over, and blocks always do.
+
+use super::block::{is_loopback, Block, Blocklist};
+use super::finding::Finding;
+use super::matcher::{matches, View};
+use super::rule::{Action, GroupBy, On, Rule};
+use super::window::{Groups, Millis, Timing, Verdict};
+use crate::audit::{rfc3339_at, AuditEvent};
+use crate::config::Config;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// One rule with its counting state.
+struct Compiled {
+    rule: Arc<Rule>,
+    timing: Timing,
+    groups: Arc<Groups>,
+}
+
+/// The rules in effect, indexed by the event they listen to.
+struct RuleSet {
+    rules: Vec<Compiled>,
+    block_loopback: bool,
+    /// Statements touching only these objects (the PostgreSQL sink's table) are not
+    /// evaluated, so findings written through an audited connection cannot loop.
+    excluded_objects: Vec<String>,
+}
+
+/// Findings and blocks from audit events.
+pub struct Detector {
+    set: RwLock<Arc<RuleSet>>,
+    blocks: Blocklist,
+    out: UnboundedSender<Finding>,
+}
+
+fn timing(rule: &Rule) -> Timing {
+    Timing {
+        threshold: rule.threshold,
+        window: rule.window.as_millis() as Millis,
+        cooldown: rule.cooldown().as_millis() as Millis,
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+impl RuleSet {
+    fn build(config: &Config, old: Option<&RuleSet>) -> RuleSet {
+        let max = config.file.rules.max_groups;
+        let rules = config
+            .rules
+            .iter()
+            .map(|rule| {
+                let timing = timing(rule);
+                let kept = old.and_then(|o| {
+                    o.rules.iter().find(|c| {
+                        c.rule.id == rule.id
+                            && c.timing == timing
+                            && c.rule.group_by == rule.group_by
+                    })
+                });
+                let groups = match kept {
+                    Some(c) => c.groups.clone(),
+                    None => Arc::new(Groups::new(max, &rule.id)),
+                };
+                Compiled {
+                    rule: rule.clone(),
+                    timing,
+                    groups,
+                }
+            })
+            .collect();
+        let excluded_objects = match &config.file.alerts.postgres {
+            Some(pg) => vec![format!("{}.{}", pg.schema, pg.table), pg.table.clone()],
+            None => Vec::new(),
+        };
+        RuleSet {
+            rules,
+            block_loopback: config.file.rules.block_loopback,
+            excluded_objects,
+        }
+    }
+}
+
+impl Detector {
+    /// A detector with `config`'s rules, sending findings to `out`.
+    pub fn new(config: &Config, out: UnboundedSender<Finding>) -> Detector {
+        Detector {
+            set: RwLock::new(Arc::new(RuleSet::build(config, None))),
+            blocks: Blocklist::default(),
+            out,
+        }
+    }
+
+    /// Installs `config`'s rules (already validated). Blocks and the counts of unchanged
+    /// rules carry over.
+    pub fn reload(&self, config: &Config) {
+        let old = self.current();
+        let new = Arc::new(RuleSet::build(config, Some(&old)));
+        match self.set.write() {
+            Ok(mut s) => *s = new,
+            Err(p) => *p.into_inner() = new,
+        }
+    }
+
+    fn current(&self) -> Arc<RuleSet> {
+        match self.set.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The block on `addr`, if it is blocked now.
+    pub fn blocked(&self, addr: IpAddr) -> Option<Block> {
+        self.blocks.check(addr, now_millis())
+    }
+
+    /// Forgets idle groups and expired blocks (called periodically).
+    pub fn sweep(&self) {
+        let now = now_millis();
+        let set = self.current();
+        for c in &set.rules {
+            c.groups.sweep(now, c.timing);
+        }
+        self.blocks.sweep(now);
+    }
+
+    /// Checks one event at the current time. `service`: whether the session's user is a
+    /// service account.
+    pub fn observe(&self, event: &AuditEvent, service: bool) {
+        self.observe_at(event, service, now_millis());
+    }
+
+    /// [`Detector::observe`] with an explicit clock.
+    pub fn observe_at(&self, event: &AuditEvent, service: bool, now: Millis) {
+        let views = View::of(event, service);
+        if views.iter().all(Option::is_none) {
+            return;
+        }
+        let set = self.current();
+        for view in views.iter().flatten() {
+            if let Some(st) = view.statement {
+                let mut objects = st.objects().peekable();
+                if objects.peek().is_some()
+                    && objects.all(|o| set.excluded_objects.contains(&o.name))
+                {
+                    continue;
+                }
+            }
+            for c in set.rules.iter().filter(|c| c.rule.on == view.on) {
+                if c.rule.matches.all().iter().any(|m| matches(m, view)) {
+                    self.count(&set, c, view, now);
+                }
+            }
+        }
+    }
+
+    fn count(&self, set: &RuleSet, c: &Compiled, view: &View<'_>, now: Millis) {
+        let key = group_key(&c.rule.group_by, view);
+        let Verdict::Fire {
+            count,
+            first_seen,
+            last_seen,
+            suppressed,
+            episode,
+        } = c.groups.hit(&key, now, c.timing)
+        else {
+            return;
+        };
+        let rule = &c.rule;
+        let dedup_key = match episode {
+            Some(e) => e,
+            None => {
+                let e = episode_key(&rule.id, &key, now);
+                c.groups.set_episode(&key, e.clone());
+                e
+            }
+        };
+        let s = view.session;
+        let mut blocked_until = None;
+        let mut action = "alert";
+        if rule.action == Action::Block {
+            if let Some(d) = rule.block_for {
+                if set.block_loopback || !is_loopback(s.client_addr) {
+                    let until = now.saturating_add(d.as_millis() as Millis);
+                    self.blocks.block(s.client_addr, until, &rule.id);
+                    blocked_until = Some(rfc3339_at(until));
+                    action = "block";
+                }
+            }
+        }
+        let (schema_name, table_name) = view
+            .statement
+            .and_then(|st| st.objects().next())
+            .map(|o| match o.name.rsplit_once('.') {
+                Some((schema, table)) => (Some(schema.to_string()), Some(table.to_string())),
+                None => (None, Some(o.name.clone())),
+            })
+            .unwrap_or((None, None));
+        let finding = Finding {
+            id: random_id(),
+            ts: rfc3339_at(now),
+            rule_id: rule.id.clone(),
+            description: rule.description.clone(),
+            category: rule.category.clone(),
+            severity: rule.severity,
+            mitre_tactic: rule.mitre_tactic.clone(),
+            mitre_technique: rule.mitre_technique.clone(),
+            database: s.database.clone(),
+            user: s.user.clone(),
+            client_addr: Some(s.client_addr.to_string()),
+            application_name: s.application_name.clone(),
+            session_id: Some(s.session_id.clone()),
+            statement: view.statement.map(|st| st.statement.to_string()),
+            schema_name,
+            table_name,
+            count,
+            window: humantime::format_duration(rule.window).to_string(),
+            first_seen: rfc3339_at(first_seen),
+            last_seen: rfc3339_at(last_seen),
+            dedup_key,
+            action: action.to_string(),
+            blocked_until,
+            suppressed,
+        };
+        metrics::counter!(
+            "pgvigil_findings_total",
+            "rule_id" => rule.id.clone(),
+            "severity" => rule.severity.as_str()
+        )
+        .increment(1);
+        tracing::warn!(
+            rule_id = %rule.id,
+            severity = rule.severity.as_str(),
+            client_addr = %s.client_addr,
+            user = s.user.as_deref().unwrap_or(""),
+            action,
+            "finding"
+        );
+        if self.out.send(finding).is_err() {
+            tracing::error!(rule_id = %rule.id, "the outbox has stopped; finding not stored");
+        }
+    }
+}
+
+/// The group a view counts in: the `group_by` fields, unit-separated.
+fn group_key(by: &[GroupBy], v: &View<'_>) -> String {
+    let mut key = String::new();
+    for (i, g) in by.iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        match g {
+            GroupBy::ClientAddr => {
+                let _ = write!(key, "{}", v.session.client_addr);
+            }
+            GroupBy::User => key.push_str(v.session.user.as_deref().unwrap_or("")),
+            GroupBy::Database => key.push_str(v.session.database.as_deref().unwrap_or("")),
+        }
+    }
+    key
+}
+
+/// `<rule id>:<32 hex digits>`, from the rule, the group and when the episode began.
+fn episode_key(rule_id: &str, group: &str, started: Millis) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0]);
+    h.update(group.as_bytes());
+    h.update([0]);
+    h.update(started.to_be_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(rule_id.len() + 33);
+    out.push_str(rule_id);
+    out.push(':');
+    for b in &digest[..16] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn random_id() -> String {
+    let n: u128 = rand::random();
+    format!("{n:032x}")
+}
+
+/// Which events need the detector at all: used by the tracker to skip building events
+/// nobody will read.
+pub fn listens_to(config: &Config, on: On) -> bool {
+    config.rules.iter().any(|r| r.on == on)
+}

@@ -1,0 +1,164 @@
+//! Whether one audit event satisfies a rule's `match` tables.
+
+use super::rule::{any_glob, function_matches, CopyMatch, Match, On, OutcomeMatch, UserKind};
+use crate::audit::{AuditEvent, Outcome, SessionInfo, StatementEvent};
+use crate::sql::CopyDirection;
+
+/// The fields of an event that rules look at.
+pub struct View<'a> {
+    pub on: On,
+    pub session: &'a SessionInfo,
+    pub statement: Option<&'a StatementEvent>,
+    pub sqlstate: Option<&'a str>,
+    /// Whether the session's user is a service account.
+    pub service: bool,
+}
+
+impl<'a> View<'a> {
+    /// The views of an event: a failed statement is both a `statement` and an `error`
+    /// event. `service` says whether the session's user is a service account (statement
+    /// events know it themselves). Skipped statements never ran and are not seen; refusals
+    /// of blocked addresses are not auth failures for rules.
+    pub fn of(event: &'a AuditEvent, service: bool) -> [Option<View<'a>>; 2] {
+        match event {
+            AuditEvent::AuthFailure {
+                session, failure, ..
+            } if failure.blocked_until.is_none() => [
+                Some(View {
+                    on: On::AuthFailure,
+                    session,
+                    statement: None,
+                    sqlstate: failure.sqlstate.as_deref(),
+                    service,
+                }),
+                None,
+            ],
+            AuditEvent::SessionStart { session, .. } => [
+                Some(View {
+                    on: On::SessionStart,
+                    session,
+                    statement: None,
+                    sqlstate: None,
+                    service,
+                }),
+                None,
+            ],
+            AuditEvent::Statement {
+                session, statement, ..
+            } => {
+                let view = |on| View {
+                    on,
+                    session,
+                    statement: Some(statement),
+                    sqlstate: statement.sqlstate.as_deref(),
+                    service: statement.service,
+                };
+                match statement.outcome {
+                    Outcome::Ok => [Some(view(On::Statement)), None],
+                    Outcome::Error => [Some(view(On::Statement)), Some(view(On::Error))],
+                    Outcome::Skipped => [None, None],
+                }
+            }
+            _ => [None, None],
+        }
+    }
+}
+
+/// All conditions of one `match` table.
+pub fn matches(m: &Match, v: &View<'_>) -> bool {
+    let s = v.session;
+    if let Some(kind) = m.user_kind {
+        if (kind == UserKind::Service) != v.service {
+            return false;
+        }
+    }
+    if !any_glob(&m.user, s.user.as_deref())
+        || !any_glob(&m.database, s.database.as_deref())
+        || !any_glob(&m.application_name, s.application_name.as_deref())
+        || !any_glob(&m.sqlstate, v.sqlstate)
+    {
+        return false;
+    }
+    if !m.client_addr.is_empty() && !any_glob(&m.client_addr, Some(&s.client_addr.to_string())) {
+        return false;
+    }
+    let Some(st) = v.statement else {
+        // Statement conditions on non-statement events are refused when the rule loads.
+        return true;
+    };
+    statement_matches(m, st)
+}
+
+fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
+    let c = &st.class;
+    if !m.class.is_empty() && !m.class.iter().any(|x| x == c.class.as_str()) {
+        return false;
+    }
+    if !any_glob(&m.command, Some(&c.command)) {
+        return false;
+    }
+    if m.noise.is_some_and(|n| n != c.noise) {
+        return false;
+    }
+    if !m.outcome.is_empty() {
+        let o = match st.outcome {
+            Outcome::Ok => OutcomeMatch::Ok,
+            _ => OutcomeMatch::Error,
+        };
+        if !m.outcome.contains(&o) {
+            return false;
+        }
+    }
+    if !m.object.is_empty()
+        && !st.objects().any(|o| {
+            m.object
+                .iter()
+                .any(|p| crate::config::glob_match(p, &o.name))
+        })
+    {
+        return false;
+    }
+    if !m.function.is_empty()
+        && !c
+            .functions
+            .iter()
+            .any(|f| m.function.iter().any(|p| function_matches(p, f)))
+    {
+        return false;
+    }
+    let f = &c.facts;
+    if let Some(want) = m.has_where {
+        if f.has_where != Some(want) {
+            return false;
+        }
+    }
+    if let Some(dir) = m.copy_direction {
+        let want = match dir {
+            CopyMatch::To => CopyDirection::To,
+            CopyMatch::From => CopyDirection::From,
+        };
+        if f.copy_direction != Some(want) {
+            return false;
+        }
+    }
+    if m.copy_program.is_some_and(|p| p != f.copy_program) {
+        return false;
+    }
+    if !m.role_attributes.is_empty()
+        && !f
+            .role_attributes
+            .iter()
+            .any(|a| m.role_attributes.contains(a))
+    {
+        return false;
+    }
+    if m.grants_role.is_some_and(|g| g != f.grants_role) {
+        return false;
+    }
+    if let Some(n) = m.rows_over {
+        if st.rows.is_none_or(|r| r <= n) {
+            return false;
+        }
+    }
+    true
+}
