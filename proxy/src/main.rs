@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 use pgvigil::audit::AuditWriter;
+use pgvigil::detect::Detector;
 use pgvigil::frontend::{listener, Shared};
+use pgvigil::sinks::deliver::Alerting;
+use pgvigil::sinks::outbox::OutboxWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,10 +29,14 @@ enum Command {
         #[arg(long, env = "PGVIGIL_CONFIG")]
         config: PathBuf,
     },
-    /// Validate a configuration file: exit 0, or print each error with its line.
+    /// Validate a configuration file and the rules it loads, or single rule files: exit
+    /// 0, or print each error with its file and line.
     Check {
-        #[arg(long, env = "PGVIGIL_CONFIG")]
-        config: PathBuf,
+        #[arg(long, env = "PGVIGIL_CONFIG", required_unless_present = "rule")]
+        config: Option<PathBuf>,
+        /// A rule file to check on its own (repeatable).
+        #[arg(long)]
+        rule: Vec<PathBuf>,
     },
     /// Write a development CA, a server certificate and a client certificate (PEM).
     Certs {
@@ -54,6 +61,62 @@ enum Command {
         #[arg(long, default_value = "passwords")]
         redact: String,
     },
+}
+
+/// `pgvigil check`.
+fn check(config: Option<PathBuf>, rules: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    if let Some(config) = config {
+        match pgvigil::config::load(&config) {
+            Ok(c) => println!(
+                "{}: OK ({} detection rules: {})",
+                config.display(),
+                c.rules.len(),
+                c.rules
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    for path in rules {
+        let result = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+            .and_then(|text| {
+                pgvigil::detect::load::parse_rule(&text, path).map_err(|issues| {
+                    issues
+                        .iter()
+                        .map(|i| {
+                            let line = i.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                            let key = if i.key.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{}: ", i.key)
+                            };
+                            format!("{}: {line}{key}{}", i.file.display(), i.message)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            });
+        match result {
+            Ok(r) => println!("{}: OK (rule {})", path.display(), r.id),
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// `pgvigil classify`.
@@ -102,16 +165,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Check { config } => match pgvigil::config::load(&config) {
-            Ok(_) => {
-                println!("{}: OK", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Check { config, rule } => check(config, &rule),
         Command::Certs {
             out,
             hosts,
@@ -136,10 +190,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => match runtime_then(|| run(config)) {
-            Ok(writer) => {
+            Ok((writer, outbox)) => {
                 // The runtime is gone, and with it every task's audit sink: the writer can
-                // drain what is queued and sync, without waiting on a stuck session.
+                // drain what is queued and sync, without waiting on a stuck session. The
+                // detector went with the sinks, so the outbox can store its last findings.
                 writer.finish();
+                outbox.finish();
                 tracing::info!("pgvigil stopped");
                 ExitCode::SUCCESS
             }
@@ -189,16 +245,27 @@ where
     })
 }
 
-async fn run(path: PathBuf) -> Result<AuditWriter, String> {
+async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
     let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
     pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
     let metrics = Arc::new(pgvigil::metrics::Metrics::new());
+    let alerting = Arc::new(Alerting::start(&config).map_err(|e| e.to_string())?);
+    let (findings_tx, findings_rx) = tokio::sync::mpsc::unbounded_channel();
+    let outbox = OutboxWriter::start(alerting.root().to_path_buf(), alerting.slots(), findings_rx)
+        .map_err(|e| {
+            format!(
+                "cannot start the outbox in {}: {e}",
+                alerting.root().display()
+            )
+        })?;
+    let detector = Arc::new(Detector::new(&config, findings_tx));
     let audit_log = resolve(&path, &config.file.audit.log);
     let (sink, writer) = AuditWriter::start(
         &audit_log,
         config.file.audit.queue_capacity,
         config.file.audit.format,
         metrics.clone(),
+        detector.clone(),
     )
     .map_err(|e| e.to_string())?;
     let addr = config.file.listen.addr;
@@ -208,10 +275,19 @@ async fn run(path: PathBuf) -> Result<AuditWriter, String> {
     tracing::info!(%addr, audit_log = %audit_log, "pgvigil listening");
     let shared = Arc::new(Shared::new(config, sink, metrics));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(signals(shared.clone(), path, stop_tx));
+    let signals = tokio::spawn(signals(shared.clone(), path, stop_tx, alerting.clone()));
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            detector.sweep();
+        }
+    });
     listener::serve(shared.clone(), listener, stop_rx).await;
     signals.abort();
-    Ok(writer)
+    sweeper.abort();
+    alerting.stop();
+    Ok((writer, outbox))
 }
 
 /// The audit log path: relative paths are relative to the config file, like other paths.
@@ -228,7 +304,12 @@ fn resolve(config_path: &std::path::Path, log: &str) -> String {
 /// SIGTERM/SIGINT stop; SIGHUP reloads the config (the running one stays if the new one is
 /// invalid; the listen address and the audit writer's file, format and queue are fixed
 /// until restart). New sessions use the new snapshot; running sessions keep theirs.
-async fn signals(shared: Arc<Shared>, path: PathBuf, stop: tokio::sync::watch::Sender<bool>) {
+async fn signals(
+    shared: Arc<Shared>,
+    path: PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+    alerting: Arc<Alerting>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -256,8 +337,14 @@ async fn signals(shared: Arc<Shared>, path: PathBuf, stop: tokio::sync::watch::S
                              changes take effect at restart"
                         );
                     }
+                    if n.alerts.outbox_dir != o.alerts.outbox_dir {
+                        tracing::warn!("alerts.outbox_dir changes take effect at restart");
+                    }
+                    shared.audit.detector().reload(&new);
+                    alerting.reload(&new);
+                    let rules = new.rules.len();
                     shared.set_config(new);
-                    tracing::info!("configuration reloaded");
+                    tracing::info!(rules, "configuration reloaded");
                 }
                 Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
             },

@@ -11,6 +11,14 @@ use time::macros::format_description;
 const TS_FORMAT: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
+/// A time in milliseconds since the Unix epoch, as the audit log writes times.
+pub fn rfc3339_at(millis: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(TS_FORMAT).ok())
+        .unwrap_or_default()
+}
+
 /// The current time as the audit log writes it.
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -30,6 +38,10 @@ pub struct SessionInfo {
     pub tls: bool,
     /// How the user was authenticated upstream (e.g. `scram-sha-256`), or attempted to be.
     pub auth_method: Option<String>,
+    /// Whether the user is a service account (`[audit] service_accounts`); not logged
+    /// (statement events say `user_kind`).
+    #[serde(skip)]
+    pub service: bool,
 }
 
 /// An `auth_failure` event's own fields.
@@ -38,6 +50,9 @@ pub struct AuthFailure {
     /// The server's SQLSTATE, or the proxy's for refusals it makes itself.
     pub sqlstate: Option<String>,
     pub reason: String,
+    /// Set when the proxy refused the connection because its address is blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_until: Option<String>,
 }
 
 /// A `session_end` event's own fields.
@@ -185,6 +200,7 @@ mod tests {
             application_name: None,
             tls: true,
             auth_method: Some("scram-sha-256".into()),
+            service: false,
         });
         let mut out = Vec::new();
         AuditEvent::AuthFailure {
@@ -193,6 +209,7 @@ mod tests {
             failure: AuthFailure {
                 sqlstate: Some("28P01".into()),
                 reason: "password authentication failed for user \"alice\"".into(),
+                blocked_until: None,
             },
         }
         .write_json(&mut out)

@@ -39,6 +39,9 @@ pub struct StatementEvent {
     /// `simple`, `extended` or `function_call`.
     pub protocol: &'static str,
     pub service: bool,
+    /// Whether the event goes to the audit log (noise and service accounts' statements
+    /// may exist for detection only).
+    pub logged: bool,
     /// The effective role when it differs from the authenticated user.
     pub role: Option<Arc<str>>,
     pub outcome: Outcome,

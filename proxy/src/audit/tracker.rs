@@ -22,6 +22,7 @@ use super::roles::Roles;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
+use crate::detect::rule::On;
 use crate::metrics::Metrics;
 use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
@@ -85,6 +86,9 @@ pub struct Tracker {
     metrics: Arc<Metrics>,
     session: Arc<SessionInfo>,
     service: bool,
+    /// Whether some rule looks at statements: then statements that are not logged
+    /// (noise, service accounts) still become events, for the detector only.
+    detect_statements: bool,
     capture: usize,
     next_id: u64,
     statements: HashMap<String, Arc<Statement>>,
@@ -107,11 +111,16 @@ impl Tracker {
             .as_deref()
             .is_some_and(|u| config.is_service_account(u));
         let capture = config.file.audit.max_parse_bytes.max(CAPTURE_MIN);
+        let detect_statements = config
+            .rules
+            .iter()
+            .any(|r| matches!(r.on, On::Statement | On::Error));
         Tracker {
             config,
             metrics,
             session,
             service,
+            detect_statements,
             capture,
             next_id: 1,
             statements: HashMap::new(),
@@ -607,7 +616,9 @@ impl Tracker {
         self.metrics
             .statement(class.class, self.service, class.noise);
         let audit = &self.config.file.audit;
-        if (class.noise && !audit.log_noise) || (self.service && !audit.log_service_accounts) {
+        let logged =
+            !((class.noise && !audit.log_noise) || (self.service && !audit.log_service_accounts));
+        if !logged && !self.detect_statements {
             return;
         }
         // The server's message may quote what redaction removed from the text.
@@ -628,6 +639,7 @@ impl Tracker {
             statement: st.text,
             protocol,
             service: self.service,
+            logged,
             role: self.roles.effective(),
             outcome: fate.outcome,
             sqlstate: fate.sqlstate,

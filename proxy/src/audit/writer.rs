@@ -6,6 +6,7 @@
 
 use super::{AuditError, AuditEvent};
 use crate::config::{AuditFormat, Backpressure};
+use crate::detect::Detector;
 use crate::metrics::Metrics;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -23,12 +24,18 @@ const BATCH: usize = 1024;
 pub struct AuditSink {
     tx: mpsc::Sender<AuditEvent>,
     metrics: Arc<Metrics>,
+    detector: Arc<Detector>,
 }
 
 impl AuditSink {
     /// Queues an event, waiting while the queue is full (nothing is dropped). Session
     /// lifecycle events always wait: they are few and a trail without them is unreadable.
     pub async fn emit(&self, event: AuditEvent) {
+        self.detector.observe(&event, event.session().service);
+        self.queue(event).await
+    }
+
+    async fn queue(&self, event: AuditEvent) {
         if self.tx.send(event).await.is_err() {
             self.writer_gone();
         }
@@ -36,9 +43,17 @@ impl AuditSink {
 
     /// Queues a statement event according to `[audit] on_backpressure`: waits for room,
     /// or drops it and counts the drop.
+    /// Statements that are not logged (`StatementEvent::logged`) only meet the
+    /// detector.
     pub async fn emit_statement(&self, event: AuditEvent, policy: Backpressure) {
+        self.detector.observe(&event, event.session().service);
+        if let AuditEvent::Statement { statement, .. } = &event {
+            if !statement.logged {
+                return;
+            }
+        }
         match policy {
-            Backpressure::Wait => self.emit(event).await,
+            Backpressure::Wait => self.queue(event).await,
             Backpressure::Drop => match self.tx.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => self.metrics.audit_dropped.increment(1),
@@ -51,6 +66,11 @@ impl AuditSink {
         // Only possible after the writer died; it has logged why.
         self.metrics.audit_write_errors.increment(1);
         tracing::error!("audit writer has stopped; event not written");
+    }
+
+    /// The detector every event meets on its way to the log.
+    pub fn detector(&self) -> &Arc<Detector> {
+        &self.detector
     }
 
     /// Events waiting for the writer.
@@ -95,6 +115,7 @@ impl AuditWriter {
         capacity: usize,
         format: AuditFormat,
         metrics: Arc<Metrics>,
+        detector: Arc<Detector>,
     ) -> Result<(AuditSink, AuditWriter), AuditError> {
         let out = if log == "-" {
             Out::Stdout
@@ -123,7 +144,11 @@ impl AuditWriter {
                 source,
             })?;
         Ok((
-            AuditSink { tx, metrics },
+            AuditSink {
+                tx,
+                metrics,
+                detector,
+            },
             AuditWriter {
                 thread: Some(thread),
             },

@@ -58,6 +58,9 @@ pub enum FrontendError {
         message: String,
         hint: Option<String>,
     },
+    /// The client's address is blocked by an `action = "block"` rule.
+    #[error("address blocked by rule {rule_id} until {until}")]
+    Blocked { rule_id: String, until: String },
     /// The server refused the login; its ErrorResponse was already forwarded.
     #[error("server refused the login: {reason}")]
     Rejected {
@@ -115,6 +118,15 @@ impl FrontendError {
                     message,
                     hint.as_deref(),
                 ))
+            }
+            FrontendError::Blocked { until, .. } => {
+                let hint = format!("connections from this address are refused until {until}");
+                return Some(error_response(
+                    Severity::Fatal,
+                    "28000",
+                    "too many failed authentication attempts",
+                    Some(&hint),
+                ));
             }
             FrontendError::Backend(e) => (
                 "08006",

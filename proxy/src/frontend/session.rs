@@ -61,6 +61,7 @@ async fn run_inner(
         application_name: None,
         tls: false,
         auth_method: None,
+        service: false,
     };
     let timeout = config.file.listen.startup_timeout;
     let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info))
@@ -84,7 +85,7 @@ async fn run_inner(
                     "authentication timed out after {}",
                     humantime::format_duration(timeout)
                 );
-                audit_failure(&shared, info, None, reason).await;
+                audit_failure(&shared, info, None, reason, None).await;
             }
             return;
         }
@@ -175,10 +176,17 @@ async fn establish(
     span.record("user", field::display(&user));
     span.record("db", field::display(&database));
     span.record("tls", info.tls);
+    info.service = config.is_service_account(&user);
     info.user = Some(user);
     info.database = Some(database.clone());
     let result = async {
         check_client_tls(config, &client, info)?;
+        if let Some(block) = shared.audit.detector().blocked(info.client_addr) {
+            return Err(FrontendError::Blocked {
+                rule_id: block.rule_id,
+                until: crate::audit::rfc3339_at(block.until),
+            });
+        }
         let target = config.route(&database);
         let req = LoginRequest {
             config,
@@ -264,6 +272,13 @@ async fn fail(shared: &Shared, info: SessionInfo, e: &FrontendError) {
                 "client disconnected during authentication".to_string(),
             )),
         ),
+        FrontendError::Blocked { rule_id, until } => (
+            ConnResult::Blocked,
+            Some((
+                Some("28000".to_string()),
+                format!("too many failed authentication attempts: address blocked by rule {rule_id} until {until}"),
+            )),
+        ),
         FrontendError::Backend(_) => (ConnResult::UpstreamError, None),
         other => (
             ConnResult::ProtocolError,
@@ -282,8 +297,12 @@ async fn fail(shared: &Shared, info: SessionInfo, e: &FrontendError) {
         }
         _ => tracing::info!(error = %e, "connection refused"),
     }
+    let blocked_until = match e {
+        FrontendError::Blocked { until, .. } => Some(until.clone()),
+        _ => None,
+    };
     if let (Some((sqlstate, reason)), Some(_)) = (audit, info.user.as_ref()) {
-        audit_failure(shared, info, sqlstate, reason).await;
+        audit_failure(shared, info, sqlstate, reason, blocked_until).await;
     }
 }
 
@@ -292,14 +311,21 @@ async fn audit_failure(
     info: SessionInfo,
     sqlstate: Option<String>,
     reason: String,
+    blocked_until: Option<String>,
 ) {
-    shared.metrics.auth_failures.increment(1);
+    if blocked_until.is_none() {
+        shared.metrics.auth_failures.increment(1);
+    }
     shared
         .audit
         .emit(AuditEvent::AuthFailure {
             ts: now_rfc3339(),
             session: Arc::new(info),
-            failure: AuthFailure { sqlstate, reason },
+            failure: AuthFailure {
+                sqlstate,
+                reason,
+                blocked_until,
+            },
         })
         .await;
 }

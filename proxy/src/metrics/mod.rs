@@ -30,6 +30,8 @@ pub enum ConnResult {
     UpstreamError,
     /// A cancel request (a connection of its own).
     Cancel,
+    /// Refused: the client address is blocked by a detection rule.
+    Blocked,
 }
 
 impl ConnResult {
@@ -42,9 +44,10 @@ impl ConnResult {
             ConnResult::ProtocolError => "protocol_error",
             ConnResult::UpstreamError => "upstream_error",
             ConnResult::Cancel => "cancel",
+            ConnResult::Blocked => "blocked",
         }
     }
-    const ALL: [ConnResult; 7] = [
+    const ALL: [ConnResult; 8] = [
         ConnResult::Ok,
         ConnResult::AuthFailure,
         ConnResult::TooMany,
@@ -52,6 +55,7 @@ impl ConnResult {
         ConnResult::ProtocolError,
         ConnResult::UpstreamError,
         ConnResult::Cancel,
+        ConnResult::Blocked,
     ];
 }
 
@@ -66,7 +70,7 @@ pub enum CancelResult {
 /// Registered metric handles.
 pub struct Metrics {
     pub client_connections: Gauge,
-    connections: [Counter; 7],
+    connections: [Counter; 8],
     pub auth_failures: Counter,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
