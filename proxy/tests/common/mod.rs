@@ -159,17 +159,7 @@ listen = "127.0.0.1:{metrics_port}"
                 audit = opts.audit,
             );
             std::fs::write(&config_path, text).expect("write config");
-            let log = std::fs::File::create(&log_path).expect("log file");
-            let child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
-                .args(["run", "--config"])
-                .arg(&config_path)
-                .env("PGVIGIL_LOG", "debug")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn pgvigil");
-            let mut child = child;
+            let mut child = spawn(&config_path, &log_path);
             match wait_ready(&mut child, port, Duration::from_secs(20)) {
                 true => {
                     return Proxy {
@@ -195,6 +185,81 @@ listen = "127.0.0.1:{metrics_port}"
             }
         }
         unreachable!("three attempts either return or panic")
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind).
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again with the same config (after [`Proxy::kill_hard`] or
+    /// [`Proxy::terminate`]); its stderr goes to a new log file.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running proxy");
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        self.log_path = self.dir.path().join(format!("pgvigil-restart-{n}.log"));
+        let mut child = spawn(&self.config_path, &self.log_path);
+        assert!(
+            wait_ready(&mut child, self.port, Duration::from_secs(20)),
+            "pgvigil did not restart:\n{}",
+            self.log()
+        );
+        self.child = Some(child);
+    }
+
+    /// Findings written to `[alerts.file]` (`findings.jsonl` next to the config).
+    pub fn findings(&self) -> Vec<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("findings.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad finding {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Waits until a finding of `rule_id` matching `pred` is in the findings file.
+    pub fn wait_finding(
+        &self,
+        rule_id: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(f) = self
+                .findings()
+                .into_iter()
+                .find(|f| f["rule_id"] == rule_id && pred(f))
+            {
+                return f;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no {rule_id} finding; findings: {:#?}\nlog:\n{}",
+                    self.findings(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// `pgvigil_findings_total` of one rule (counted when the rule fires, before the
+    /// client gets its reply).
+    pub fn fired(&self, rule_id: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| {
+                l.starts_with("pgvigil_findings_total{")
+                    && l.contains(&format!("rule_id=\"{rule_id}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
     }
 
     /// The proxy's stderr so far.
@@ -316,6 +381,19 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn spawn(config_path: &Path, log_path: &Path) -> Child {
+    let log = std::fs::File::create(log_path).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["run", "--config"])
+        .arg(config_path)
+        .env("PGVIGIL_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn pgvigil")
 }
 
 fn wait_ready(child: &mut Child, port: u16, limit: Duration) -> bool {
