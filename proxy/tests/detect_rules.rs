@@ -369,3 +369,89 @@ fn dangerous_functions_and_copy_program() {
     );
     assert_eq!(proxy.fired("dangerous-function"), 3.0);
 }
+
+const CUSTOM_RULE: &str = r#"id = "drop-anything"
+description = "Any DROP"
+category = "impact"
+severity = "low"
+on = "statement"
+group_by = ["user"]
+
+[match]
+command = ["DROP *"]
+"#;
+
+#[test]
+fn sighup_reloads_rules_and_keeps_the_running_set_on_a_broken_file() {
+    let rules_dir = tempfile::tempdir().unwrap();
+    let dir = rules_dir.path().to_path_buf();
+    let proxy = start(&format!("[rules]\ndir = \"{}\"\n", dir.display()));
+    // Started with an empty folder: only the built-in rules.
+    ok(human(&proxy, "create table rl (a int); drop table rl"));
+    assert_eq!(proxy.fired("drop-anything"), 0.0);
+    // A broken rule file: the reload is refused with the file and line, and the
+    // running rules stay.
+    std::fs::write(
+        dir.join("drop-anything.toml"),
+        CUSTOM_RULE.replace("severity = \"low\"", "severity = \"urgent\""),
+    )
+    .unwrap();
+    proxy.sighup();
+    common::wait_until("reload refused", std::time::Duration::from_secs(10), || {
+        proxy.log().contains("reload failed")
+    });
+    let log = proxy.log();
+    assert!(
+        log.contains("drop-anything.toml: line 4"),
+        "the error names the file and line: {log}"
+    );
+    ok(human(
+        &proxy,
+        "create table rl3 (a int); update rl3 set a = 1",
+    ));
+    assert_eq!(
+        proxy.fired("unbounded-write"),
+        1.0,
+        "the running set still applies"
+    );
+    // Fixed: the new rule applies to new statements, the built-in ones still do.
+    std::fs::write(dir.join("drop-anything.toml"), CUSTOM_RULE).unwrap();
+    proxy.sighup();
+    common::wait_until("reload", std::time::Duration::from_secs(10), || {
+        proxy.log().contains("configuration reloaded")
+    });
+    ok(human(&proxy, "create table rl2 (a int); drop table rl2"));
+    assert_eq!(proxy.fired("drop-anything"), 1.0);
+    let f = proxy.wait_finding("drop-anything", |_| true);
+    assert_eq!(f["severity"], "low");
+    assert_eq!(f["mitre_tactic"], "");
+}
+
+#[test]
+fn check_reports_rule_problems_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("drop-anything.toml");
+    std::fs::write(&good, CUSTOM_RULE).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "id = \"bad\"\ndescription = \"d\"\ncategory = \"c\"\nseverity = \"low\"\n\
+         on = \"auth_failure\"\n\n[match]\ncommand = [\"DROP *\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["check", "--rule"])
+        .arg(&good)
+        .arg("--rule")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("OK (rule drop-anything)"), "{stdout}");
+    assert!(
+        stderr.contains("bad.toml: line 8: match.command: auth_failure events are not statements"),
+        "{stderr}"
+    );
+}
