@@ -155,6 +155,14 @@ fn classify(sql: Option<String>, redact: &str) -> ExitCode {
             "noise": c.noise,
             "statement": &*st.text,
             "parse": c.parse,
+            // What rules can match on beyond class and command.
+            "facts": {
+                "has_where": c.facts.has_where,
+                "copy_direction": c.facts.copy_direction,
+                "copy_program": c.facts.copy_program,
+                "role_attributes": c.facts.role_attributes,
+                "grants_role": c.facts.grants_role,
+            },
         });
         println!("{line}");
     }
