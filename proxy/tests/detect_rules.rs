@@ -82,7 +82,7 @@ fn assert_finding_fields(f: &Value) {
 
 #[test]
 fn failed_logins_block_the_address_until_it_expires_and_across_reload() {
-    let mut proxy = start("[rules]\nblock_loopback = true\n");
+    let proxy = start("[rules]\nblock_loopback = true\n");
     for i in 0..5 {
         let (good, _, err) = psql(&conn(&proxy, "scram_user", "wrong"), "select 1");
         assert!(

@@ -66,6 +66,7 @@ fn finding(id: &str) -> Finding {
         last_seen: "2026-11-23T10:00:00.000000Z".into(),
         dedup_key: "failed-logins:5d41402abc4b2a76b9719d911017c592".into(),
         action: "block".into(),
+        suppressed: 0,
         blocked_until: Some("2026-11-23T10:15:00.000000Z".into()),
     }
 }

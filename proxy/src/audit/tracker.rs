@@ -617,7 +617,7 @@ impl Tracker {
             .statement(class.class, self.service, class.noise);
         let audit = &self.config.file.audit;
         let logged =
-            !((class.noise && !audit.log_noise) || (self.service && !audit.log_service_accounts));
+            (audit.log_service_accounts || !self.service) && (audit.log_noise || !class.noise);
         if !logged && !self.detect_statements {
             return;
         }

@@ -8,7 +8,7 @@
 use super::block::{is_loopback, Block, Blocklist};
 use super::finding::Finding;
 use super::matcher::{matches, View};
-use super::rule::{Action, GroupBy, On, Rule};
+use super::rule::{Action, GroupBy, Rule};
 use super::window::{Groups, Millis, Timing, Verdict};
 use crate::audit::{rfc3339_at, AuditEvent};
 use crate::config::Config;
@@ -295,10 +295,4 @@ fn episode_key(rule_id: &str, group: &str, started: Millis) -> String {
 fn random_id() -> String {
     let n: u128 = rand::random();
     format!("{n:032x}")
-}
-
-/// Which events need the detector at all: used by the tracker to skip building events
-/// nobody will read.
-pub fn listens_to(config: &Config, on: On) -> bool {
-    config.rules.iter().any(|r| r.on == on)
 }
