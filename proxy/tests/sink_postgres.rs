@@ -12,7 +12,7 @@ use common::*;
 use pgvigil::config::{PostgresAlerts, Secret};
 use pgvigil::demo::cluster::HbaAuth;
 use pgvigil::demo::Cluster;
-use pgvigil::detect::{Finding, Severity};
+use pgvigil::detect::Finding;
 use pgvigil::sinks::postgres::PostgresSink;
 use pgvigil::sinks::Delivery;
 use std::path::Path;
@@ -45,29 +45,7 @@ fn new_sink(cfg: &PostgresAlerts) -> PostgresSink {
 fn finding(id: &str) -> Finding {
     Finding {
         id: id.into(),
-        ts: "2026-11-23T10:00:00.000000Z".into(),
-        rule_id: "failed-logins".into(),
-        description: "More than 5 failed logins from one client address in 10 minutes".into(),
-        category: "authentication".into(),
-        severity: Severity::High,
-        mitre_tactic: "TA0006".into(),
-        mitre_technique: "T1110".into(),
-        database: Some("app".into()),
-        user: Some("alice".into()),
-        client_addr: Some("203.0.113.7".into()),
-        application_name: Some("psql".into()),
-        session_id: Some("0badcafe-12".into()),
-        statement: None,
-        schema_name: None,
-        table_name: None,
-        count: 6,
-        window: "10m".into(),
-        first_seen: "2026-11-23T09:58:00.000000Z".into(),
-        last_seen: "2026-11-23T10:00:00.000000Z".into(),
-        dedup_key: "failed-logins:5d41402abc4b2a76b9719d911017c592".into(),
-        action: "block".into(),
-        suppressed: 0,
-        blocked_until: Some("2026-11-23T10:15:00.000000Z".into()),
+        ..pgvigil::detect::finding::test_support::sample()
     }
 }
 

@@ -102,8 +102,9 @@ impl Finding {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
+/// A complete example finding, for the sinks' tests (unit and integration).
+#[doc(hidden)]
+pub mod test_support {
     use super::{Finding, Severity};
 
     /// A complete finding for sink tests.

@@ -207,14 +207,7 @@ pub const MAX_THRESHOLD: u32 = 10_000;
 const CLASSES: [&str; 7] = [
     "READ", "WRITE", "FUNCTION", "ROLE", "DDL", "MISC", "MISC_SET",
 ];
-const ROLE_ATTRIBUTES: [&str; 6] = [
-    "superuser",
-    "createrole",
-    "createdb",
-    "bypassrls",
-    "replication",
-    "login",
-];
+const ROLE_ATTRIBUTES: [&str; 6] = crate::sql::facts::ATTRIBUTES;
 
 /// One problem in a rule file: the key it is about and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]

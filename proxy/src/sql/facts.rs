@@ -18,8 +18,8 @@ use sqlparser::ast::{
     AlterRoleOperation, CopyTarget, CreateRole, Query, RoleOption, SetExpr, Statement,
 };
 
-/// Role attributes, in the order they are reported.
-const ATTRIBUTES: [&str; 6] = [
+/// Role attributes, in the order they are reported (detection rules name them).
+pub const ATTRIBUTES: [&str; 6] = [
     "superuser",
     "createrole",
     "createdb",
