@@ -45,8 +45,8 @@ pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-/// Pending entries of a channel folder, oldest first. Temporary files of an interrupted
-/// write are removed (their finding was never acknowledged as stored).
+/// Pending entries of a channel folder, oldest first. Temporary files are skipped: the
+/// writer may be filling one right now (stale ones are removed at startup).
 pub fn pending(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
@@ -59,14 +59,31 @@ pub fn pending(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if name.starts_with(".tmp-") {
-            let _ = fs::remove_file(&path);
-        } else if name.ends_with(".json") {
+        if name.ends_with(".json") && !name.starts_with('.') {
             out.push(path);
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Removes temporary files an interrupted write left in any channel folder under `root`
+/// (their finding was never acknowledged as stored). Only before the writer starts: it is
+/// the one that creates them.
+fn remove_stale_temporaries(root: &Path) {
+    let Ok(channels) = fs::read_dir(root) else {
+        return;
+    };
+    for ch in channels.flatten() {
+        let Ok(files) = fs::read_dir(ch.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(f.path());
+            }
+        }
+    }
 }
 
 /// The highest sequence number used under `root` (all channels, dead letters included).
@@ -113,6 +130,13 @@ fn store(dir: &Path, seq: u64, bytes: &[u8]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
+/// `pgvigil_outbox_depth{channel}`: raised by the writer for each file it stores, lowered
+/// by the channel for each file it removes or buries, set from the folder when a channel
+/// starts (while the writer is held off).
+pub fn depth(channel: &str) -> metrics::Gauge {
+    metrics::gauge!("pgvigil_outbox_depth", "channel" => channel.to_string())
+}
+
 /// Syncs a folder, so renames in it survive a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -143,6 +167,7 @@ impl OutboxWriter {
         rx: UnboundedReceiver<Finding>,
     ) -> std::io::Result<OutboxWriter> {
         ensure_dir(&root)?;
+        remove_stale_temporaries(&root);
         let seq = AtomicU64::new(max_seq(&root) + 1);
         let thread = std::thread::Builder::new()
             .name("pgvigil-outbox".into())
@@ -205,6 +230,7 @@ fn run(mut rx: UnboundedReceiver<Finding>, slots: Slots, seq: AtomicU64) {
                     Ok(_) => {
                         touched[i] = true;
                         stored.increment(1);
+                        depth(&slot.name).increment(1.0);
                     }
                     Err(e) => {
                         metrics::counter!(
@@ -247,7 +273,10 @@ mod tests {
         let a = store(&dir, 2, b"{}").unwrap();
         let b = store(&dir, 10, b"{}").unwrap();
         fs::write(dir.join(".tmp-00000000000000000011"), b"partial").unwrap();
+        // A listing never touches a temporary file: the writer may be filling it.
         assert_eq!(pending(&dir).unwrap(), vec![a.clone(), b.clone()]);
+        assert!(dir.join(".tmp-00000000000000000011").exists());
+        remove_stale_temporaries(root.path());
         assert!(!dir.join(".tmp-00000000000000000011").exists());
         bury(&b).unwrap();
         assert_eq!(pending(&dir).unwrap(), vec![a]);
