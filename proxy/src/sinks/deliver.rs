@@ -174,6 +174,9 @@ impl Alerting {
                 min_severity: ch.min_severity,
                 notify: notify.clone(),
             });
+            // The writer waits on the lock held here, so the count is exact.
+            let waiting = outbox::pending(&dir).map(|p| p.len()).unwrap_or(0);
+            outbox::depth(&ch.name).set(waiting as f64);
             let (stop_tx, stop_rx) = watch::channel(false);
             let handle = tokio::spawn(run_channel(ch, dir, notify, stop_rx));
             tasks.push((stop_tx, handle));
@@ -247,7 +250,7 @@ async fn run_channel(
     mut stop: watch::Receiver<bool>,
 ) {
     let label = ch.name.clone();
-    let depth = metrics::gauge!("pgvigil_outbox_depth", "channel" => label.clone());
+    let depth = outbox::depth(&label);
     let count = |status: &'static str| metrics::counter!("pgvigil_alerts_total", "channel" => label.clone(), "status" => status);
     let (sent, retry, error, dropped) = (
         count("sent"),
@@ -271,7 +274,6 @@ async fn run_channel(
                 continue;
             }
         };
-        depth.set(files.len() as f64);
         if files.is_empty() {
             tokio::select! {
                 _ = notify.notified() => continue,
@@ -279,7 +281,6 @@ async fn run_channel(
                 _ = stop.changed() => return,
             }
         }
-        let mut left = files.len();
         for path in files {
             let finding = match read_entry(&path).await {
                 Ok(f) => f,
@@ -288,8 +289,7 @@ async fn run_channel(
                     error.increment(1);
                     tracing::error!(channel = %label, file = %path.display(), error = %e, "unreadable outbox entry moved to dead/");
                     let _ = outbox::bury(&path);
-                    left -= 1;
-                    depth.set(left as f64);
+                    depth.decrement(1.0);
                     continue;
                 }
             };
@@ -308,15 +308,23 @@ async fn run_channel(
                 match ch.sink.deliver(&finding).await {
                     Delivery::Sent => {
                         sent.increment(1);
-                        remove(&path).await;
+                        if remove(&path).await {
+                            depth.decrement(1.0);
+                        }
                         break;
                     }
                     Delivery::Reject { reason } => {
                         dropped.increment(1);
                         tracing::error!(channel = %label, rule_id = %finding.rule_id, finding_id = %finding.id, reason = %reason, "sink refused the finding; moved to dead/");
-                        if let Err(e) = outbox::bury(&path) {
-                            tracing::error!(channel = %label, error = %e, "cannot move the entry to dead/");
-                            remove(&path).await;
+                        let gone = match outbox::bury(&path) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::error!(channel = %label, error = %e, "cannot move the entry to dead/");
+                                remove(&path).await
+                            }
+                        };
+                        if gone {
+                            depth.decrement(1.0);
                         }
                         break;
                     }
@@ -334,8 +342,6 @@ async fn run_channel(
                     }
                 }
             }
-            left -= 1;
-            depth.set(left as f64);
             if *stop.borrow() {
                 break 'outer;
             }
@@ -348,12 +354,15 @@ async fn read_entry(path: &Path) -> Result<Finding, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-async fn remove(path: &Path) {
+/// Removes a delivered entry; false when it was already gone (a channel restarted by a
+/// reload delivered it too) or cannot be removed.
+async fn remove(path: &Path) -> bool {
     match tokio::fs::remove_file(path).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
-            tracing::error!(file = %path.display(), error = %e, "cannot remove a delivered outbox entry")
+            tracing::error!(file = %path.display(), error = %e, "cannot remove a delivered outbox entry");
+            false
         }
     }
 }
