@@ -528,128 +528,67 @@ fn a_burst_of_findings_loses_none() {
 }
 
 #[test]
-fn findings_table_in_the_audited_database_does_not_loop() {
+fn channel_through_the_proxy_does_not_loop_and_tampering_is_seen() {
     let a = audited();
-    // The channel writes into the very database the proxy audits: app's pgvigil.findings.
-    let proxy = start(channel(a, "pgvigil"), "");
+    let proxy = start(String::new(), "");
+    // Point the channel at the proxy itself (the worst case the seed warns about), with a
+    // table name that needs quotes: "pgvigil_loop"."Findings" in the audited database.
+    let mut config = std::fs::read_to_string(&proxy.config_path).expect("config");
+    config.push_str(
+        &channel(a, "pgvigil_loop")
+            .replace(
+                &format!("port = {}", a.port()),
+                &format!("port = {}", proxy.port),
+            )
+            .replace("table = \"findings\"", "table = \"Findings\""),
+    );
+    std::fs::write(&proxy.config_path, config).expect("write config");
+    proxy.sighup();
+    wait_until("reload", WAIT, || {
+        proxy.log().contains("configuration reloaded")
+    });
 
     human(&proxy, "app", "select pg_read_file('PG_VERSION')");
     let f = wait_finding(&proxy, "dangerous-function", |_| true);
-    let r = wait_rows(a, "pgvigil", &[id(&f)], &proxy);
-    assert_row_is_finding(a, "pgvigil", &r[0], &f);
-    assert_eq!(proxy.fired("unbounded-write"), 0.0);
-    assert_eq!(proxy.fired("human-data-change"), 0.0);
-
-    // A human works on the findings table through the proxy: audited, never evaluated.
-    for sql in [
-        "delete from pgvigil.findings where false",
-        "update pgvigil.findings set severity = severity",
-        "update \"pgvigil\".\"findings\" set severity = severity",
-        "set search_path = pgvigil; update findings set severity = severity",
-        "update pgvigil.findings f set severity = f.severity",
-    ] {
-        human(&proxy, "app", sql);
-        assert_eq!(proxy.fired("unbounded-write"), 0.0, "{sql}");
-        assert_eq!(proxy.fired("human-data-change"), 0.0, "{sql}");
-    }
-    proxy.wait_event("the update of the findings table", |e| {
-        e["statement"] == "update pgvigil.findings set severity = severity"
+    let count = |db_sql: &str| {
+        a.psql("postgres", "app", db_sql)
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default()
+    };
+    wait_until("the row, written through the proxy", WAIT, || {
+        count(&format!(
+            "select count(*) from pgvigil_loop.\"Findings\" where finding_id = '{}'",
+            id(&f)
+        )) == "1"
     });
-    // Each statement reached the table: still exactly one row, unchanged.
-    let after = rows(a, "pgvigil").expect("rows");
-    assert_eq!(after.len(), 1);
-    assert_eq!(after[0]["finding_id"], f["id"]);
-    assert_eq!(
-        proxy.findings().len(),
-        1,
-        "no finding from the table's own statements"
-    );
+    // The channel's own session (user postgres, a human here) inserted a row through the
+    // proxy: audited, but not evaluated, so no data-change finding and no loop.
+    proxy.wait_event("the channel's insert", |e| {
+        e["type"] == "statement"
+            && e["application_name"] == "pgvigil-alerts"
+            && e["command"] == "INSERT"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(proxy.fired("human-data-change"), 0.0);
+    assert_eq!(proxy.findings().len(), 1, "{:#?}", proxy.findings());
 
-    // The same UPDATE on another table fires.
+    // Anyone else changing findings is tampering, and is evaluated like any statement.
     human(
         &proxy,
         "app",
-        "create table loop_other (severity text); insert into loop_other values ('low')",
+        "update pgvigil_loop.\"Findings\" set severity = severity",
     );
-    human(&proxy, "app", "update loop_other set severity = severity");
     assert_eq!(proxy.fired("unbounded-write"), 1.0);
-    // So does one that touches the findings table and another table (another human, as
-    // postgres is in the rule's cooldown now).
-    a.psql(
-        "postgres",
-        "app",
-        "create role loop_dba login password 'loop_pw'; \
-         grant usage on schema pgvigil to loop_dba; \
-         grant select, update on pgvigil.findings to loop_dba; \
-         grant select on loop_other to loop_dba;",
-    )
-    .expect("create loop_dba");
-    run_as(
-        &proxy,
-        "loop_dba",
-        "loop_pw",
-        "app",
-        "update pgvigil.findings set severity = o.severity from loop_other o",
-    );
-    assert_eq!(proxy.fired("unbounded-write"), 2.0);
-    let uw = wait_finding(&proxy, "unbounded-write", |f| f["user"] == "loop_dba");
-    assert!(
-        uw["statement"]
-            .as_str()
-            .is_some_and(|s| s.contains("pgvigil.findings")),
-        "{uw:#}"
-    );
-
-    // Every finding reaches the table once; nothing else does (no finding about the
-    // channel's own rows, none about the statements above on the table alone).
-    let findings = findings_by_id(&proxy);
-    let ids: Vec<&str> = findings.keys().map(String::as_str).collect();
-    let settled = wait_rows(a, "pgvigil", &ids, &proxy);
-    for row in &settled {
-        assert_ne!(row["statement"], "delete from pgvigil.findings where false");
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        findings_by_id(&proxy).len(),
-        ids.len(),
-        "findings keep coming"
-    );
-    assert_eq!(rows(a, "pgvigil").expect("rows").len(), ids.len());
-}
-
-#[test]
-fn findings_table_with_a_name_that_needs_quotes_does_not_loop() {
-    let a = audited();
-    // A valid table name PostgreSQL keeps only when quoted: the channel creates
-    // "quoted"."Findings", and statements name it so.
-    let proxy = start(
-        channel(a, "quoted").replace("table = \"findings\"", "table = \"Findings\""),
-        "",
-    );
-    human(&proxy, "app", "select pg_read_file('PG_VERSION')");
-    let f = wait_finding(&proxy, "dangerous-function", |_| true);
-    wait_until("the row in quoted.\"Findings\"", WAIT, || {
-        a.psql(
-            "postgres",
-            "app",
-            &format!(
-                "select count(*) from quoted.\"Findings\" where finding_id = '{}'",
-                id(&f)
-            ),
-        )
-        .is_ok_and(|n| n.trim() == "1")
+    assert_eq!(proxy.fired("human-data-change"), 1.0);
+    let uw = wait_finding(&proxy, "unbounded-write", |_| true);
+    assert_eq!(uw["table_name"], "\"Findings\"");
+    // Both new findings reach the table through the proxy, once each, and no more follow.
+    wait_until("three rows", WAIT, || {
+        count("select count(*) from pgvigil_loop.\"Findings\"") == "3"
     });
-    for sql in [
-        "update quoted.\"Findings\" set severity = severity",
-        "set search_path = quoted; update \"Findings\" set severity = severity",
-    ] {
-        human(&proxy, "app", sql);
-        assert_eq!(
-            proxy.fired("unbounded-write"),
-            0.0,
-            "{sql}: a statement on the findings table alone was evaluated"
-        );
-    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count("select count(*) from pgvigil_loop.\"Findings\""), "3");
+    assert_eq!(proxy.findings().len(), 3);
 }
 
 /// `pgvigil <args>` with a time limit: (exit code, stdout, stderr).

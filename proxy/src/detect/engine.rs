@@ -12,6 +12,7 @@ use super::rule::{Action, GroupBy, Rule};
 use super::window::{Groups, Millis, Timing, Verdict};
 use crate::audit::{rfc3339_at, AuditEvent};
 use crate::config::Config;
+use crate::sql::names;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -28,9 +29,34 @@ struct Compiled {
 struct RuleSet {
     rules: Vec<Compiled>,
     block_loopback: bool,
-    /// Statements touching only these objects (the PostgreSQL sink's table) are not
-    /// evaluated, so findings written through an audited connection cannot loop.
-    excluded_objects: Vec<String>,
+    /// The PostgreSQL channel's own session, should it connect through this proxy: its
+    /// statements on the findings table are not evaluated, so findings cannot loop.
+    sink_session: Option<SinkSession>,
+}
+
+/// How the PostgreSQL channel's session looks to the detector.
+struct SinkSession {
+    user: String,
+    /// The findings table as statement objects name it, qualified and bare.
+    table: [String; 2],
+}
+
+impl SinkSession {
+    /// Whether `v` is the channel's own statement on its own table. Anyone else's
+    /// statement on the table (tampering with findings) is evaluated like any other.
+    fn owns(&self, v: &View<'_>) -> bool {
+        let s = v.session;
+        if s.user.as_deref() != Some(self.user.as_str())
+            || s.application_name.as_deref() != Some(crate::sinks::postgres::APPLICATION_NAME)
+        {
+            return false;
+        }
+        let Some(st) = v.statement else {
+            return false;
+        };
+        let mut objects = st.objects().peekable();
+        objects.peek().is_some() && objects.all(|o| self.table.contains(&o.name))
+    }
 }
 
 /// Findings and blocks from audit events.
@@ -82,14 +108,17 @@ impl RuleSet {
                 }
             })
             .collect();
-        let excluded_objects = match &config.file.alerts.postgres {
-            Some(pg) => vec![format!("{}.{}", pg.schema, pg.table), pg.table.clone()],
-            None => Vec::new(),
-        };
+        let sink_session = config.file.alerts.postgres.as_ref().map(|pg| SinkSession {
+            user: pg.username.clone(),
+            table: [
+                names::render(&[pg.schema.as_str(), pg.table.as_str()]),
+                names::render(&[pg.table.as_str()]),
+            ],
+        });
         RuleSet {
             rules,
             block_loopback: config.file.rules.block_loopback,
-            excluded_objects,
+            sink_session,
         }
     }
 }
@@ -151,13 +180,8 @@ impl Detector {
         }
         let set = self.current();
         for view in views.iter().flatten() {
-            if let Some(st) = view.statement {
-                let mut objects = st.objects().peekable();
-                if objects.peek().is_some()
-                    && objects.all(|o| set.excluded_objects.contains(&o.name))
-                {
-                    continue;
-                }
+            if set.sink_session.as_ref().is_some_and(|s| s.owns(view)) {
+                continue;
             }
             for c in set.rules.iter().filter(|c| c.rule.on == view.on) {
                 if c.rule.matches.all().iter().any(|m| matches(m, view)) {

@@ -43,7 +43,7 @@ use crate::detect::Finding;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `application_name` of the channel's connection, so a DBA can tell it apart.
-const APPLICATION_NAME: &str = "pgvigil-alerts";
+pub const APPLICATION_NAME: &str = "pgvigil-alerts";
 
 /// The table, `{schema}` and `{table}` replaced by the quoted identifiers. pgsense's
 /// columns come first, unchanged; then the finding fields it has no column for.
