@@ -1,0 +1,93 @@
+//! The detector's cost per statement event with the built-in rules, next to the
+//! classifier's cache hit (`benches/classify.rs`), the other per-statement cost a session
+//! pays: a pgbench UPDATE by a service account (no rule matches), the same by a human
+//! (`human-data-change` matches and is in its cooldown), and a failed login (counted per
+//! client address).
+//!
+//! `cargo bench -p pgvigil --bench detect`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pgvigil::audit::{AuditEvent, AuthFailure, Outcome, SessionInfo, StatementEvent};
+use pgvigil::detect::Detector;
+use pgvigil::sql::{Classifier, ClassifierOptions};
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+const PGBENCH_UPDATE: &str =
+    "UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 81234;";
+
+fn session(user: &str, service: bool) -> Arc<SessionInfo> {
+    Arc::new(SessionInfo {
+        session_id: "bench-1".into(),
+        user: Some(user.into()),
+        database: Some("app".into()),
+        client_addr: "10.1.2.3".parse().unwrap(),
+        client_port: 5000,
+        application_name: Some("pgbench".into()),
+        tls: false,
+        auth_method: None,
+        service,
+    })
+}
+
+fn statement(user: &str, service: bool) -> AuditEvent {
+    let classifier = Classifier::new(ClassifierOptions::default());
+    let st = classifier.classify_statement(PGBENCH_UPDATE);
+    AuditEvent::Statement {
+        ts: String::new(),
+        session: session(user, service),
+        statement: Box::new(StatementEvent {
+            statement_id: 1,
+            substatement_id: 1,
+            class: st.class,
+            extra_objects: Vec::new(),
+            statement: st.text,
+            protocol: "simple",
+            service,
+            logged: !service,
+            role: None,
+            outcome: Outcome::Ok,
+            sqlstate: None,
+            error: None,
+            rows: Some(1),
+            duration_ms: Some(0.1),
+            parameters: None,
+        }),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let config = pgvigil::config::load_str(
+        "[listen.tls]\nmode = \"disable\"\n",
+        Path::new("bench.toml"),
+    )
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let detector = Detector::new(&config, tx);
+    let svc = statement("svc_app", true);
+    c.bench_function("observe: service account UPDATE (no rule matches)", |b| {
+        b.iter(|| detector.observe(black_box(&svc), true))
+    });
+    let human = statement("alice", false);
+    c.bench_function(
+        "observe: human UPDATE (human-data-change, in cooldown)",
+        |b| b.iter(|| detector.observe(black_box(&human), false)),
+    );
+    let failure = AuditEvent::AuthFailure {
+        ts: String::new(),
+        session: session("alice", false),
+        failure: AuthFailure {
+            sqlstate: Some("28P01".into()),
+            reason: "password authentication failed".into(),
+            blocked_until: None,
+        },
+    };
+    c.bench_function("observe: failed login (failed-logins, one address)", |b| {
+        b.iter(|| detector.observe(black_box(&failure), false))
+    });
+    while rx.try_recv().is_ok() {}
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
