@@ -65,6 +65,17 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let detector = Detector::new(&config, tx);
+    // The reference, measured in the same run: what a session already pays per statement
+    // for its classification when the cache has the statement's shape.
+    let warm = Classifier::new(ClassifierOptions::default());
+    warm.classify_query(PGBENCH_UPDATE);
+    c.bench_function("reference: classifier cache hit (pgbench UPDATE)", |b| {
+        b.iter(|| {
+            warm.classify_query(black_box(
+                "UPDATE pgbench_accounts SET abalance = abalance + 1234 WHERE aid = 5;",
+            ))
+        })
+    });
     let svc = statement("svc_app", true);
     c.bench_function("observe: service account UPDATE (no rule matches)", |b| {
         b.iter(|| detector.observe(black_box(&svc), true))

@@ -155,6 +155,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 /// Glob match with `*` (any run of characters) and `?` (one character); everything else is
 /// literal. Iterative with one backtrack point, so linear-ish and never recursive.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    // Fast paths for the common shapes (rules match every statement event against their
+    // patterns): a literal, and a literal followed by one `*`.
+    match pattern.find(['*', '?']) {
+        None => return pattern == name,
+        Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
+            return name.starts_with(&pattern[..i]);
+        }
+        _ => {}
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0usize, 0usize);

@@ -101,7 +101,11 @@ impl Groups {
 
     /// Counts one matching event of `key` at `now`.
     pub fn hit(&self, key: &str, now: Millis, t: Timing) -> Verdict {
-        if !self.map.contains_key(key) && self.map.len() >= self.max {
+        // A known group is looked up without copying the key.
+        if let Some(mut g) = self.map.get_mut(key) {
+            return count(&mut g, now, t);
+        }
+        if self.map.len() >= self.max {
             self.make_room(now, t);
         }
         let mut g = self.map.entry(key.to_string()).or_insert_with(|| Group {
@@ -111,44 +115,7 @@ impl Groups {
             suppressed: 0,
             episode: None,
         });
-        // A group idle past its lifetime starts over, with a new episode.
-        if now.saturating_sub(g.last_seen) > t.lifetime() {
-            g.hits.clear();
-            g.last_fired = None;
-            g.suppressed = 0;
-            g.episode = None;
-        }
-        g.last_seen = now;
-        g.hits.push_back(now);
-        while g.hits.len() > t.threshold as usize + 1 {
-            g.hits.pop_front();
-        }
-        while g
-            .hits
-            .front()
-            .is_some_and(|&first| now.saturating_sub(first) > t.window && t.threshold > 0)
-        {
-            g.hits.pop_front();
-        }
-        let count = g.hits.len() as u64;
-        if count <= u64::from(t.threshold) {
-            return Verdict::Quiet;
-        }
-        if g.last_fired
-            .is_some_and(|f| now.saturating_sub(f) < t.cooldown)
-        {
-            g.suppressed += 1;
-            return Verdict::Quiet;
-        }
-        g.last_fired = Some(now);
-        let suppressed = std::mem::take(&mut g.suppressed);
-        Verdict::Fire {
-            count,
-            first_seen: g.hits.front().copied().unwrap_or(now),
-            last_seen: now,
-            suppressed,
-            episode: g.episode.clone(),
-        }
+        count(&mut g, now, t)
     }
 
     /// Records the dedup key of the episode a group just opened.
@@ -196,6 +163,48 @@ impl Groups {
         });
         self.evicted.fetch_add(removed, Ordering::Relaxed);
         self.evictions.increment(removed);
+    }
+}
+
+/// Counts one event in group `g`.
+fn count(g: &mut Group, now: Millis, t: Timing) -> Verdict {
+    // A group idle past its lifetime starts over, with a new episode.
+    if now.saturating_sub(g.last_seen) > t.lifetime() {
+        g.hits.clear();
+        g.last_fired = None;
+        g.suppressed = 0;
+        g.episode = None;
+    }
+    g.last_seen = now;
+    g.hits.push_back(now);
+    while g.hits.len() > t.threshold as usize + 1 {
+        g.hits.pop_front();
+    }
+    while g
+        .hits
+        .front()
+        .is_some_and(|&first| now.saturating_sub(first) > t.window && t.threshold > 0)
+    {
+        g.hits.pop_front();
+    }
+    let count = g.hits.len() as u64;
+    if count <= u64::from(t.threshold) {
+        return Verdict::Quiet;
+    }
+    if g.last_fired
+        .is_some_and(|f| now.saturating_sub(f) < t.cooldown)
+    {
+        g.suppressed += 1;
+        return Verdict::Quiet;
+    }
+    g.last_fired = Some(now);
+    let suppressed = std::mem::take(&mut g.suppressed);
+    Verdict::Fire {
+        count,
+        first_seen: g.hits.front().copied().unwrap_or(now),
+        last_seen: now,
+        suppressed,
+        episode: g.episode.clone(),
     }
 }
 
