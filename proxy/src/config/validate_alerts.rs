@@ -50,6 +50,7 @@ pub(super) fn alerts(c: &mut Checker<'_>, file: &ConfigFile) {
     let a = &file.alerts;
     let mut names = vec!["file".to_string()];
     if let Some(pg) = &a.postgres {
+        let before = c.issues.len();
         if !channel_name_ok(&pg.name) {
             c.issue(
                 &["alerts", "postgres", "name"],
@@ -76,6 +77,18 @@ pub(super) fn alerts(c: &mut Checker<'_>, file: &ConfigFile) {
             }
         }
         retry_ok(c, &["alerts", "postgres"], pg.retry());
+        if names.contains(&pg.name) {
+            c.issue(
+                &["alerts", "postgres", "name"],
+                format!("the channel name {:?} is taken; choose another", pg.name),
+            );
+        }
+        // What the checks above cannot see (a CA file that is not PEM, ...).
+        if c.issues.len() == before {
+            if let Err(e) = crate::sinks::postgres::PostgresSink::new(pg, c.base) {
+                c.issue(&["alerts", "postgres"], e.to_string());
+            }
+        }
         names.push(pg.name.clone());
     }
     for (name, hook) in &a.webhook {

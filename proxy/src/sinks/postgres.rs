@@ -176,7 +176,10 @@ enum Class {
 /// Sorts an error: no SQLSTATE (I/O, protocol, closed), classes 08/57 and 25006 (a
 /// read-only standby, e.g. after a failover: reconnecting may reach the new primary) are
 /// the connection; 3F000/42P01 a missing schema or table; classes 53, 40, 58, 42501 and
-/// 55P03/55006 (locks) are transient; everything else permanent.
+/// 55P03/55006 (locks) are transient; only data errors (class 22: this finding's values)
+/// are permanent. Anything else (a column dropped or made NOT NULL by a DBA, an internal
+/// error) is the table's or the server's state, not the finding's: the connection and
+/// its prepared insert are dropped and the finding waits in the outbox until it is fixed.
 fn classify(err: &tokio_postgres::Error) -> Class {
     let Some(db) = err.as_db_error() else {
         return Class::Connection;
@@ -189,7 +192,8 @@ fn classify(err: &tokio_postgres::Error) -> Class {
         // A read-only server will not become writable on this connection.
         (_, "25006") => Class::Connection,
         ("53" | "40" | "58", _) | (_, "42501" | "55P03" | "55006") => Class::Transient,
-        _ => Class::Permanent,
+        ("22", _) => Class::Permanent,
+        _ => Class::Connection,
     }
 }
 
