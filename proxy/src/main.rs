@@ -331,8 +331,13 @@ async fn signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match pgvigil::config::load(&path) {
-                Ok(new) => {
+            _ = hup.recv() => match pgvigil::config::load(&path).map_err(|e| e.to_string()).and_then(|new| {
+                // Everything that can fail is built before anything is swapped.
+                Alerting::prepare(&new)
+                    .map(|channels| (new, channels))
+                    .map_err(|e| format!("alert channels: {e}"))
+            }) {
+                Ok((new, channels)) => {
                     let old = shared.config();
                     let (n, o) = (&new.file, &old.file);
                     if n.listen.addr != o.listen.addr
@@ -349,7 +354,7 @@ async fn signals(
                         tracing::warn!("alerts.outbox_dir changes take effect at restart");
                     }
                     shared.audit.detector().reload(&new);
-                    alerting.reload(&new);
+                    alerting.install(channels);
                     let rules = new.rules.len();
                     shared.set_config(new);
                     tracing::info!(rules, "configuration reloaded");

@@ -105,6 +105,9 @@ fn channels(config: &Config) -> Result<Vec<Channel>, SinkError> {
     Ok(out)
 }
 
+/// Channels built from a config, ready for [`Alerting::install`].
+pub struct Prepared(Vec<Channel>);
+
 /// The running channels: their tasks, and the slots the outbox writer fills.
 pub struct Alerting {
     root: PathBuf,
@@ -126,7 +129,7 @@ impl Alerting {
             slots: Arc::new(RwLock::new(Arc::new(Vec::new()))),
             tasks: Mutex::new(Vec::new()),
         };
-        alerting.install(channels(config)?);
+        alerting.install_channels(channels(config)?);
         Ok(alerting)
     }
 
@@ -140,16 +143,19 @@ impl Alerting {
         &self.root
     }
 
-    /// Replaces the channels with `config`'s (already validated). Findings already in
-    /// the outbox stay there and are delivered by the new channel of the same name.
-    pub fn reload(&self, config: &Config) {
-        match channels(config) {
-            Ok(c) => self.install(c),
-            Err(e) => tracing::error!(error = %e, "alert channels not reloaded"),
-        }
+    /// Builds `config`'s channels without starting them: the first half of a reload, which
+    /// must not change anything if it fails.
+    pub fn prepare(config: &Config) -> Result<Prepared, SinkError> {
+        channels(config).map(Prepared)
     }
 
-    fn install(&self, channels: Vec<Channel>) {
+    /// Replaces the running channels with prepared ones. Findings already in the outbox
+    /// stay there and are delivered by the new channel of the same name.
+    pub fn install(&self, prepared: Prepared) {
+        self.install_channels(prepared.0)
+    }
+
+    fn install_channels(&self, channels: Vec<Channel>) {
         // Holding the slots' write lock while swapping means the writer is between
         // batches: every file it wrote is visible to the new tasks' first listing.
         let mut slots_guard = match self.slots.write() {
@@ -284,12 +290,23 @@ async fn run_channel(
         for path in files {
             let finding = match read_entry(&path).await {
                 Ok(f) => f,
-                Err(e) => {
-                    // Unreadable or not a finding: set aside, never retried.
+                // Delivered meanwhile by the channel this one replaced at a reload.
+                Err(Unreadable::Gone) => continue,
+                Err(Unreadable::Io(e)) => {
                     error.increment(1);
-                    tracing::error!(channel = %label, file = %path.display(), error = %e, "unreadable outbox entry moved to dead/");
-                    let _ = outbox::bury(&path);
-                    depth.decrement(1.0);
+                    tracing::error!(channel = %label, file = %path.display(), error = %e, "cannot read an outbox entry; will try again");
+                    if pause(Duration::from_secs(5), &mut stop).await {
+                        return;
+                    }
+                    continue 'outer;
+                }
+                Err(Unreadable::NotAFinding(e)) => {
+                    // Set aside, never retried: no retry can make it parse.
+                    error.increment(1);
+                    tracing::error!(channel = %label, file = %path.display(), error = %e, "outbox entry is not a finding; moved to dead/");
+                    if outbox::bury(&path).is_ok() {
+                        depth.decrement(1.0);
+                    }
                     continue;
                 }
             };
@@ -330,8 +347,10 @@ async fn run_channel(
                     }
                     Delivery::Retry { after, reason } => {
                         retry.increment(1);
+                        // Never sooner than the sink asked, nor sooner than the backoff (a
+                        // `Retry-After: 0` must not turn into a busy loop).
                         let wait = match after {
-                            Some(a) => a.min(ch.retry.max),
+                            Some(a) => a.max(backoff(ch.retry, failures)).min(ch.retry.max),
                             None => backoff(ch.retry, failures),
                         };
                         failures = failures.saturating_add(1);
@@ -349,9 +368,20 @@ async fn run_channel(
     }
 }
 
-async fn read_entry(path: &Path) -> Result<Finding, String> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+/// Why an outbox entry could not be read.
+enum Unreadable {
+    Gone,
+    Io(std::io::Error),
+    NotAFinding(serde_json::Error),
+}
+
+async fn read_entry(path: &Path) -> Result<Finding, Unreadable> {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unreadable::Gone),
+        Err(e) => return Err(Unreadable::Io(e)),
+    };
+    serde_json::from_slice(&bytes).map_err(Unreadable::NotAFinding)
 }
 
 /// Removes a delivered entry; false when it was already gone (a channel restarted by a

@@ -7,7 +7,8 @@
 //! finding may be delivered twice (with the same `id` and `dedup_key`) but never lost.
 //!
 //! Files are written by one thread (the [`OutboxWriter`]): fsync blocks, and sessions
-//! must not wait on it.
+//! must not wait on it. A finding a folder cannot take (disk full, out of file handles)
+//! stays in memory and is stored again with backoff until it can be.
 
 use crate::detect::{Finding, Severity};
 use std::fs::{self, File, OpenOptions};
@@ -15,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 
@@ -194,10 +196,46 @@ fn current(slots: &Slots) -> Arc<Vec<Slot>> {
     }
 }
 
+/// A finding a channel's folder could not take yet (disk full, out of file handles, ...).
+struct Unstored {
+    channel: String,
+    rule_id: String,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// First and longest pause before storing again what could not be stored.
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Attempts left for what is still unstored once the detector is gone (shutdown).
+const STORE_RETRIES_AT_EXIT: u32 = 10;
+
 fn run(mut rx: UnboundedReceiver<Finding>, slots: Slots, seq: AtomicU64) {
     let stored = metrics::counter!("pgvigil_outbox_stored_total");
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
+    let mut unstored: Vec<Unstored> = Vec::new();
+    let mut delay = STORE_RETRY_FIRST;
+    let mut exit_retries = STORE_RETRIES_AT_EXIT;
+    loop {
+        let mut batch = Vec::new();
+        if unstored.is_empty() {
+            match rx.blocking_recv() {
+                Some(f) => batch.push(f),
+                None => break,
+            }
+        } else {
+            // Nothing is given up while the process runs: wait, then try again (new
+            // findings meanwhile are taken too, and stored where they can be).
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(STORE_RETRY_MAX);
+            if rx.is_closed() && rx.is_empty() {
+                if exit_retries == 0 {
+                    for u in &unstored {
+                        tracing::error!(channel = %u.channel, rule_id = %u.rule_id, "shutting down with a finding the outbox could not store; it is lost for this channel");
+                    }
+                    break;
+                }
+                exit_retries -= 1;
+            }
+        }
         while batch.len() < 256 {
             match rx.try_recv() {
                 Ok(f) => batch.push(f),
@@ -212,9 +250,44 @@ fn run(mut rx: UnboundedReceiver<Finding>, slots: Slots, seq: AtomicU64) {
             Err(_) => current(&slots),
         };
         let mut touched = vec![false; set.len()];
+        let mut attempt = |slot_i: usize, u: Unstored, still: &mut Vec<Unstored>| {
+            let slot = &set[slot_i];
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            match ensure_dir(&slot.dir).and_then(|()| store(&slot.dir, n, &u.bytes)) {
+                Ok(_) => {
+                    touched[slot_i] = true;
+                    stored.increment(1);
+                    depth(&slot.name).increment(1.0);
+                }
+                Err(e) => {
+                    metrics::counter!(
+                        "pgvigil_alerts_total",
+                        "channel" => slot.name.clone(),
+                        "status" => "error"
+                    )
+                    .increment(1);
+                    tracing::error!(
+                        channel = %slot.name,
+                        rule_id = %u.rule_id,
+                        error = %e,
+                        "cannot store a finding in the outbox; will try again"
+                    );
+                    still.push(u);
+                }
+            }
+        };
+        let mut still = Vec::new();
+        for u in unstored.drain(..) {
+            match set.iter().position(|s| s.name == u.channel) {
+                Some(i) => attempt(i, u, &mut still),
+                None => {
+                    tracing::warn!(channel = %u.channel, rule_id = %u.rule_id, "a finding waiting to be stored is dropped: its channel was removed from the configuration")
+                }
+            }
+        }
         for finding in &batch {
             let bytes = match serde_json::to_vec(finding) {
-                Ok(b) => b,
+                Ok(b) => Arc::new(b),
                 Err(e) => {
                     tracing::error!(rule_id = %finding.rule_id, error = %e, "cannot serialise a finding");
                     continue;
@@ -224,30 +297,18 @@ fn run(mut rx: UnboundedReceiver<Finding>, slots: Slots, seq: AtomicU64) {
                 if finding.severity < slot.min_severity {
                     continue;
                 }
-                let n = seq.fetch_add(1, Ordering::Relaxed);
-                let result = ensure_dir(&slot.dir).and_then(|()| store(&slot.dir, n, &bytes));
-                match result {
-                    Ok(_) => {
-                        touched[i] = true;
-                        stored.increment(1);
-                        depth(&slot.name).increment(1.0);
-                    }
-                    Err(e) => {
-                        metrics::counter!(
-                            "pgvigil_alerts_total",
-                            "channel" => slot.name.clone(),
-                            "status" => "error"
-                        )
-                        .increment(1);
-                        tracing::error!(
-                            channel = %slot.name,
-                            rule_id = %finding.rule_id,
-                            error = %e,
-                            "cannot store a finding in the outbox; it is not delivered to this channel"
-                        );
-                    }
-                }
+                let u = Unstored {
+                    channel: slot.name.clone(),
+                    rule_id: finding.rule_id.clone(),
+                    bytes: bytes.clone(),
+                };
+                attempt(i, u, &mut still);
             }
+        }
+        unstored = still;
+        if unstored.is_empty() {
+            delay = STORE_RETRY_FIRST;
+            exit_retries = STORE_RETRIES_AT_EXIT;
         }
         for (i, slot) in set.iter().enumerate() {
             if touched[i] {
@@ -281,6 +342,35 @@ mod tests {
         bury(&b).unwrap();
         assert_eq!(pending(&dir).unwrap(), vec![a]);
         assert_eq!(max_seq(root.path()), 10);
+    }
+
+    #[test]
+    fn a_finding_that_cannot_be_stored_yet_is_stored_later() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("hook");
+        // A file where the channel's folder should be: every store fails.
+        fs::write(&dir, b"in the way").unwrap();
+        let notify = Arc::new(Notify::new());
+        let slots: Slots = Arc::new(RwLock::new(Arc::new(vec![Slot {
+            name: "hook".into(),
+            dir: dir.clone(),
+            min_severity: Severity::Info,
+            notify,
+        }])));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let writer = OutboxWriter::start(root.path().to_path_buf(), slots, rx).unwrap();
+        tx.send(crate::detect::finding::test_support::sample())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        fs::remove_file(&dir).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pending(&dir).map(|p| p.len()).unwrap_or(0) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never stored");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(tx);
+        writer.finish();
+        assert_eq!(pending(&dir).unwrap().len(), 1);
         assert!(pending(&root.path().join("nope")).unwrap().is_empty());
     }
 }
