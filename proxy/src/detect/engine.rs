@@ -151,8 +151,12 @@ impl Detector {
         }
     }
 
-    /// The block on `addr`, if it is blocked now.
+    /// The block on `addr`, if it is blocked now. A loopback address blocked while
+    /// `block_loopback` was on is let in once a reload turned it off.
     pub fn blocked(&self, addr: IpAddr) -> Option<Block> {
+        if is_loopback(addr) && !self.current().block_loopback {
+            return None;
+        }
         self.blocks.check(addr, now_millis())
     }
 
@@ -204,14 +208,7 @@ impl Detector {
             return;
         };
         let rule = &c.rule;
-        let dedup_key = match episode {
-            Some(e) => e,
-            None => {
-                let e = episode_key(&rule.id, &key, now);
-                c.groups.set_episode(&key, e.clone());
-                e
-            }
-        };
+        let dedup_key = episode;
         let s = view.session;
         let mut blocked_until = None;
         let mut action = "alert";
@@ -295,25 +292,6 @@ fn group_key(by: &[GroupBy], v: &View<'_>) -> String {
         }
     }
     key
-}
-
-/// `<rule id>:<32 hex digits>`, from the rule, the group and when the episode began.
-fn episode_key(rule_id: &str, group: &str, started: Millis) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(rule_id.as_bytes());
-    h.update([0]);
-    h.update(group.as_bytes());
-    h.update([0]);
-    h.update(started.to_be_bytes());
-    let digest = h.finalize();
-    let mut out = String::with_capacity(rule_id.len() + 33);
-    out.push_str(rule_id);
-    out.push(':');
-    for b in &digest[..16] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 fn random_id() -> String {

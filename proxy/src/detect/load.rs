@@ -231,6 +231,12 @@ mod tests {
                     action = \"block\"\nblock_for = \"1m\"\n";
         let e = parse_rule(text, Path::new("/r/x.toml")).unwrap_err();
         assert_eq!(e[0].key, "group_by", "{e:?}");
+        // A typo inside [match] is named, with its line.
+        let text = "id = \"x\"\ndescription = \"d\"\ncategory = \"c\"\nseverity = \"low\"\n\
+                    on = \"statement\"\n\n[match]\ncomand = [\"DROP *\"]\n";
+        let e = parse_rule(text, Path::new("/r/x.toml")).unwrap_err();
+        assert!(e[0].message.contains("unknown field `comand`"), "{e:?}");
+        assert_eq!(e[0].line, Some(8), "{e:?}");
     }
 
     #[test]

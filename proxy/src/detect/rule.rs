@@ -142,11 +142,33 @@ pub struct Match {
 }
 
 /// `match` is one table or an array of tables (any may match).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Matches {
     One(Box<Match>),
     Any(Vec<Match>),
+}
+
+/// By hand rather than `untagged`: an untagged enum replaces a typo's "unknown field
+/// `comand`" with "did not match any variant", and rule authors need the former.
+impl<'de> Deserialize<'de> for Matches {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Matches;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [match] table or [[match]] tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Matches, A::Error> {
+                Match::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(|m| Matches::One(Box::new(m)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, s: A) -> Result<Matches, A::Error> {
+                Vec::<Match>::deserialize(serde::de::value::SeqAccessDeserializer::new(s))
+                    .map(Matches::Any)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Default for Matches {
@@ -200,6 +222,9 @@ pub struct Rule {
 fn default_window() -> Duration {
     Duration::from_secs(600)
 }
+
+/// The longest window, cooldown or block.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The most matching events a rule may wait for (timestamps kept per group).
 pub const MAX_THRESHOLD: u32 = 10_000;
@@ -278,6 +303,23 @@ impl Rule {
                 bad("group_by", format!("{g:?} is listed twice"));
             }
         }
+        if self.matches.all().is_empty() {
+            bad(
+                "match",
+                "an empty list of [[match]] tables never matches; leave match out to match \
+                 every event"
+                    .into(),
+            );
+        }
+        for (key, d) in [
+            ("window", Some(self.window)),
+            ("cooldown", self.cooldown),
+            ("block_for", self.block_for),
+        ] {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                bad(key, "must not be longer than 365d".into());
+            }
+        }
         for m in self.matches.all() {
             check_match(self.on, m, &mut bad);
         }
@@ -324,7 +366,7 @@ fn check_match(on: On, m: &Match, bad: &mut impl FnMut(&'static str, String)) {
             );
         }
     }
-    let statement_only: [(&'static str, bool); 11] = [
+    let statement_only: [(&'static str, bool); 12] = [
         ("match.class", !m.class.is_empty()),
         ("match.command", !m.command.is_empty()),
         ("match.noise", m.noise.is_some()),
@@ -335,10 +377,8 @@ fn check_match(on: On, m: &Match, bad: &mut impl FnMut(&'static str, String)) {
         ("match.copy_direction", m.copy_direction.is_some()),
         ("match.copy_program", m.copy_program.is_some()),
         ("match.role_attributes", !m.role_attributes.is_empty()),
-        (
-            "match.rows_over",
-            m.rows_over.is_some() || m.grants_role.is_some(),
-        ),
+        ("match.rows_over", m.rows_over.is_some()),
+        ("match.grants_role", m.grants_role.is_some()),
     ];
     if matches!(on, On::AuthFailure | On::SessionStart) {
         for (key, set) in statement_only {
@@ -359,8 +399,12 @@ fn check_match(on: On, m: &Match, bad: &mut impl FnMut(&'static str, String)) {
             "session_start events carry no SQLSTATE".into(),
         );
     }
-    if on == On::AuthFailure && m.user_kind.is_some() {
-        // Allowed: the user name in a failed login is what the client claimed.
+    if on == On::Error && !m.outcome.is_empty() && !m.outcome.contains(&OutcomeMatch::Error) {
+        bad(
+            "match.outcome",
+            "on = \"error\" sees only statements that failed: outcome = [\"ok\"] never holds"
+                .into(),
+        );
     }
 }
 

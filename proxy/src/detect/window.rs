@@ -39,9 +39,9 @@ pub enum Verdict {
         last_seen: Millis,
         /// Matching events the cooldown suppressed since the previous finding.
         suppressed: u64,
-        /// `None` when this finding opens a new episode (the caller makes the key and
-        /// hands it back with [`Groups::set_episode`]).
-        episode: Option<String>,
+        /// The episode's dedup key, made when the group first fired (under the group's
+        /// lock, so two sessions firing at once share it).
+        episode: String,
     },
 }
 
@@ -68,12 +68,14 @@ pub struct Groups {
     evicting: Mutex<()>,
     evicted: AtomicU64,
     evictions: metrics::Counter,
+    rule_id: String,
 }
 
 impl Groups {
     /// Groups of rule `rule_id`, at most about `max` of them.
     pub fn new(max: usize, rule_id: &str) -> Groups {
         Groups {
+            rule_id: rule_id.to_string(),
             evictions: metrics::counter!(
                 "pgvigil_detect_evictions_total",
                 "rule_id" => rule_id.to_string()
@@ -103,7 +105,7 @@ impl Groups {
     pub fn hit(&self, key: &str, now: Millis, t: Timing) -> Verdict {
         // A known group is looked up without copying the key.
         if let Some(mut g) = self.map.get_mut(key) {
-            return count(&mut g, now, t);
+            return count(&mut g, &self.rule_id, key, now, t);
         }
         if self.map.len() >= self.max {
             self.make_room(now, t);
@@ -115,14 +117,7 @@ impl Groups {
             suppressed: 0,
             episode: None,
         });
-        count(&mut g, now, t)
-    }
-
-    /// Records the dedup key of the episode a group just opened.
-    pub fn set_episode(&self, key: &str, episode: String) {
-        if let Some(mut g) = self.map.get_mut(key) {
-            g.episode = Some(episode);
-        }
+        count(&mut g, &self.rule_id, key, now, t)
     }
 
     /// Forgets groups idle past their lifetime. Returns how many went.
@@ -167,7 +162,7 @@ impl Groups {
 }
 
 /// Counts one event in group `g`.
-fn count(g: &mut Group, now: Millis, t: Timing) -> Verdict {
+fn count(g: &mut Group, rule_id: &str, key: &str, now: Millis, t: Timing) -> Verdict {
     // A group idle past its lifetime starts over, with a new episode.
     if now.saturating_sub(g.last_seen) > t.lifetime() {
         g.hits.clear();
@@ -204,8 +199,31 @@ fn count(g: &mut Group, now: Millis, t: Timing) -> Verdict {
         first_seen: g.hits.front().copied().unwrap_or(now),
         last_seen: now,
         suppressed,
-        episode: g.episode.clone(),
+        episode: g
+            .episode
+            .get_or_insert_with(|| episode_key(rule_id, key, now))
+            .clone(),
     }
+}
+
+/// `<rule id>:<32 hex digits>`, from the rule, the group and when the episode began.
+pub fn episode_key(rule_id: &str, group: &str, started: Millis) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0]);
+    h.update(group.as_bytes());
+    h.update([0]);
+    h.update(started.to_be_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(rule_id.len() + 33);
+    out.push_str(rule_id);
+    out.push(':');
+    for b in &digest[..16] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -238,8 +256,8 @@ mod tests {
         else {
             panic!("sixth hit must fire");
         };
-        assert_eq!((count, first_seen, episode), (6, 1000, None));
-        g.set_episode("a", "ep1".into());
+        assert_eq!((count, first_seen), (6, 1000));
+        assert_eq!(episode, episode_key("t", "a", 2000));
         // Within the cooldown: quiet, counted as suppressed.
         assert!(!fires(&g.hit("a", 3000, T)));
         // After the cooldown, busy again before the group went idle: fires again, in
@@ -264,7 +282,8 @@ mod tests {
                 "must fire on the 5th hit after the cooldown (3000 still in the window): {fired:?}"
             );
         };
-        assert_eq!((suppressed, episode.as_deref()), (1, Some("ep1")));
+        assert_eq!(suppressed, 1);
+        assert_eq!(episode, episode_key("t", "a", 2000), "same episode");
         // Other groups are independent.
         assert!(!fires(&g.hit("b", 3000, T)));
     }
@@ -288,11 +307,10 @@ mod tests {
             cooldown: 1000,
         };
         assert!(fires(&g.hit("a", 0, t)));
-        g.set_episode("a", "ep1".into());
         let Verdict::Fire { episode, .. } = g.hit("a", 5000, t) else {
             panic!()
         };
-        assert_eq!(episode, None);
+        assert_eq!(episode, episode_key("t", "a", 5000), "a new episode");
     }
 
     #[test]

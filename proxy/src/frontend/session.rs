@@ -180,13 +180,15 @@ async fn establish(
     info.user = Some(user);
     info.database = Some(database.clone());
     let result = async {
-        check_client_tls(config, &client, info)?;
+        // Before any other refusal, so that a blocked client's retries (say, in plaintext
+        // where TLS is required) are never counted as failed logins again.
         if let Some(block) = shared.audit.detector().blocked(info.client_addr) {
             return Err(FrontendError::Blocked {
                 rule_id: block.rule_id,
                 until: crate::audit::rfc3339_at(block.until),
             });
         }
+        check_client_tls(config, &client, info)?;
         let target = config.route(&database);
         let req = LoginRequest {
             config,
