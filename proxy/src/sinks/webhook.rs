@@ -267,7 +267,13 @@ impl WebhookSink {
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let body = read_bounded(&mut response, MAX_RESPONSE_BODY).await;
         let mut reason = format!("HTTP {status}");
-        let snippet = self.body_snippet(&body, finding);
+        // A server may echo the request in any encoding (escaped twice, HTML, cut short):
+        // with SQL in the finding, no part of the body goes into the reason, which is
+        // logged, and SQL leaves only through the sinks.
+        let snippet = match finding.statement {
+            Some(_) => String::new(),
+            None => self.body_snippet(&body),
+        };
         if !snippet.is_empty() {
             reason.push_str(": ");
             reason.push_str(&snippet);
@@ -286,21 +292,11 @@ impl WebhookSink {
         }
     }
 
-    /// At most [`REASON_BODY_CHARS`] of a response body for a reason. Secrets, header
-    /// values and the finding's statement (raw or JSON-escaped, should the server echo
-    /// the request) are masked before the text is flattened and cut, so a cut cannot leave
-    /// half of one behind.
-    fn body_snippet(&self, body: &[u8], finding: &Finding) -> String {
-        let mut text = self.scrubbed(&String::from_utf8_lossy(body));
-        if let Some(statement) = finding.statement.as_deref().filter(|s| s.len() >= 4) {
-            text = text.replace(statement, "<statement>");
-            if let Ok(quoted) = serde_json::to_string(statement) {
-                let escaped = quoted.trim_matches('"');
-                if escaped != statement {
-                    text = text.replace(escaped, "<statement>");
-                }
-            }
-        }
+    /// At most [`REASON_BODY_CHARS`] of a response body for a reason (findings without
+    /// SQL only). Secrets and header values are masked before the text is flattened and
+    /// cut, so a cut cannot leave half of one behind.
+    fn body_snippet(&self, body: &[u8]) -> String {
+        let text = self.scrubbed(&String::from_utf8_lossy(body));
         snippet(&text, REASON_BODY_CHARS)
     }
 
