@@ -80,6 +80,22 @@ fn assert_finding_fields(f: &Value) {
     }
 }
 
+/// Waits until `n` auth_failure events are in the audit log.
+fn auth_failures_written(proxy: &Proxy, n: usize) {
+    common::wait_until(
+        "auth_failure events",
+        std::time::Duration::from_secs(10),
+        || {
+            proxy
+                .audit_events()
+                .iter()
+                .filter(|e| e["type"] == "auth_failure")
+                .count()
+                >= n
+        },
+    );
+}
+
 #[test]
 fn failed_logins_block_the_address_until_it_expires_and_across_reload() {
     let proxy = start("[rules]\nblock_loopback = true\n");
@@ -90,6 +106,9 @@ fn failed_logins_block_the_address_until_it_expires_and_across_reload() {
             "{i}: {err}"
         );
     }
+    // A failed login is audited (and so meets the detector) after the client has its
+    // error: wait for the events, then look at the count.
+    auth_failures_written(&proxy, 5);
     assert_eq!(
         proxy.fired("failed-logins"),
         0.0,
@@ -97,6 +116,7 @@ fn failed_logins_block_the_address_until_it_expires_and_across_reload() {
     );
     let (good, _, _) = psql(&conn(&proxy, "scram_user", "wrong"), "select 1");
     assert!(!good);
+    auth_failures_written(&proxy, 6);
     assert_eq!(proxy.fired("failed-logins"), 1.0);
     let f = proxy.wait_finding("failed-logins", |_| true);
     assert_finding_fields(&f);
@@ -140,6 +160,7 @@ fn failed_logins_never_block_loopback_unless_configured() {
         let (good, _, _) = psql(&conn(&proxy, "scram_user", "wrong"), "select 1");
         assert!(!good);
     }
+    auth_failures_written(&proxy, 6);
     let f = proxy.wait_finding("failed-logins", |_| true);
     assert_eq!(f["action"], "alert");
     assert!(f.get("blocked_until").is_none());
