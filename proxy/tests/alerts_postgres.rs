@@ -123,29 +123,6 @@ fn human(proxy: &Proxy, db: &str, sql: &str) {
     run_as(proxy, "postgres", "x", db, sql);
 }
 
-/// Waits (up to [`WAIT`]) until findings.jsonl holds a finding of `rule_id` matching
-/// `pred`. (`Proxy::wait_finding` gives up after 15 s, short on a busy machine.)
-fn wait_finding(proxy: &Proxy, rule_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(f) = proxy
-            .findings()
-            .into_iter()
-            .find(|f| f["rule_id"] == rule_id && pred(f))
-        {
-            return f;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "no {rule_id} finding in findings.jsonl: {:#?}\nproxy log:\n{}",
-                proxy.findings(),
-                proxy.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The rows of `schema.findings` in `cluster`'s `app` database, as JSON objects in
 /// insertion order; an error when the table cannot be read (missing, server down).
 fn rows(cluster: &Cluster, schema: &str) -> Result<Vec<Value>, String> {
@@ -337,7 +314,7 @@ fn findings_reach_the_table_and_survive_an_outage() {
     // Finding 1, sink up: one row with the finding's fields.
     human(&proxy, "app", "select pg_read_file('PG_VERSION')");
     assert_eq!(proxy.fired("dangerous-function"), 1.0);
-    let f1 = wait_finding(&proxy, "dangerous-function", |_| true);
+    let f1 = proxy.wait_finding("dangerous-function", |_| true);
     assert_eq!(f1["statement"], "select pg_read_file(?)", "{f1:#}");
     assert_eq!(f1["user"], "postgres");
     assert_eq!(f1["client_addr"], "127.0.0.1");
@@ -354,10 +331,8 @@ fn findings_reach_the_table_and_survive_an_outage() {
     assert_eq!(proxy.fired("grant"), 1.0);
     human(&proxy, "postgres", "select pg_read_file('PG_VERSION')");
     assert_eq!(proxy.fired("dangerous-function"), 2.0);
-    let f2 = wait_finding(&proxy, "grant", |_| true);
-    let f3 = wait_finding(&proxy, "dangerous-function", |f| {
-        f["database"] == "postgres"
-    });
+    let f2 = proxy.wait_finding("grant", |_| true);
+    let f3 = proxy.wait_finding("dangerous-function", |f| f["database"] == "postgres");
     wait_until("2 outbox files", WAIT, || outbox(&proxy).len() == 2);
     let pending: Vec<String> = outbox(&proxy).iter().map(|f| id(f).to_string()).collect();
     assert_eq!(pending, [id(&f2), id(&f3)], "oldest first, as fired");
@@ -429,7 +404,7 @@ fn restart_with_sink_down_loses_nothing() {
 
     human(&proxy, "app", "select pg_read_file('PG_VERSION')");
     assert_eq!(proxy.fired("dangerous-function"), 1.0);
-    let f = wait_finding(&proxy, "dangerous-function", |_| true);
+    let f = proxy.wait_finding("dangerous-function", |_| true);
     wait_until("the finding in the outbox", WAIT, || {
         outbox(&proxy).iter().any(|e| e["id"] == f["id"])
     });
@@ -549,7 +524,7 @@ fn channel_through_the_proxy_does_not_loop_and_tampering_is_seen() {
     });
 
     human(&proxy, "app", "select pg_read_file('PG_VERSION')");
-    let f = wait_finding(&proxy, "dangerous-function", |_| true);
+    let f = proxy.wait_finding("dangerous-function", |_| true);
     let count = |db_sql: &str| {
         a.psql("postgres", "app", db_sql)
             .map(|n| n.trim().to_string())
@@ -580,7 +555,7 @@ fn channel_through_the_proxy_does_not_loop_and_tampering_is_seen() {
     );
     assert_eq!(proxy.fired("unbounded-write"), 1.0);
     assert_eq!(proxy.fired("human-data-change"), 1.0);
-    let uw = wait_finding(&proxy, "unbounded-write", |_| true);
+    let uw = proxy.wait_finding("unbounded-write", |_| true);
     assert_eq!(uw["table_name"], "\"Findings\"");
     // Both new findings reach the table through the proxy, once each, and no more follow.
     wait_until("three rows", WAIT, || {

@@ -223,13 +223,14 @@ listen = "127.0.0.1:{metrics_port}"
             .collect()
     }
 
-    /// Waits until a finding of `rule_id` matching `pred` is in the findings file.
+    /// Waits until a finding of `rule_id` matching `pred` is in the findings file
+    /// (generously: a busy 2-core machine can take long, and a pass returns at once).
     pub fn wait_finding(
         &self,
         rule_id: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(f) = self
                 .findings()
