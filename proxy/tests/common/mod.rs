@@ -218,7 +218,8 @@ listen = "127.0.0.1:{metrics_port}"
     pub fn findings(&self) -> Vec<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.dir.path().join("findings.jsonl")).unwrap_or_default();
-        text.lines()
+        complete_lines(&text)
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad finding {l:?}: {e}")))
             .collect()
     }
@@ -279,7 +280,8 @@ listen = "127.0.0.1:{metrics_port}"
     /// Every audit event written so far.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&self.audit_path).unwrap_or_default();
-        text.lines()
+        complete_lines(&text)
+            .lines()
             .map(|l| {
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("bad audit line {l:?}: {e}"))
             })
@@ -381,6 +383,15 @@ listen = "127.0.0.1:{metrics_port}"
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The complete lines of a file being appended to: a reader can catch the last line
+/// half-written, and only a line ending in a newline is one.
+fn complete_lines(text: &str) -> &str {
+    match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
     }
 }
 
