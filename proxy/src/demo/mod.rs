@@ -12,6 +12,7 @@
 
 pub mod cluster;
 mod pgbin;
+mod roles;
 mod watchdog;
 
 use std::net::{SocketAddr, TcpListener};
