@@ -40,7 +40,7 @@ pub struct StatementEvent {
     pub protocol: &'static str,
     pub service: bool,
     /// Whether the event goes to the audit log (noise and service accounts' statements
-    /// may exist for detection only).
+    /// may exist for detection only; those carry an empty `ts`).
     pub logged: bool,
     /// The effective role when it differs from the authenticated user.
     pub role: Option<Arc<str>>,

@@ -649,7 +649,9 @@ impl Tracker {
             parameters: params,
         };
         self.ready.push(AuditEvent::Statement {
-            ts: now_rfc3339(),
+            // Only the log prints `ts`: a statement kept for the detector alone skips the
+            // formatting.
+            ts: if logged { now_rfc3339() } else { String::new() },
             session: self.session.clone(),
             statement: Box::new(event),
         });

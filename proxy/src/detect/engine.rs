@@ -182,14 +182,19 @@ impl Detector {
         if views.iter().all(Option::is_none) {
             return;
         }
-        let set = self.current();
+        // The read guard, not a clone of the Arc: no shared refcount traffic per event.
+        let guard = match self.set.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let set: &RuleSet = &guard;
         for view in views.iter().flatten() {
             if set.sink_session.as_ref().is_some_and(|s| s.owns(view)) {
                 continue;
             }
             for c in set.rules.iter().filter(|c| c.rule.on == view.on) {
                 if c.rule.matches.all().iter().any(|m| matches(m, view)) {
-                    self.count(&set, c, view, now);
+                    self.count(set, c, view, now);
                 }
             }
         }

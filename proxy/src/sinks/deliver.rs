@@ -67,7 +67,9 @@ fn base(config: &Config) -> PathBuf {
 fn channels(config: &Config) -> Result<Vec<Channel>, SinkError> {
     let a = &config.file.alerts;
     let base = base(config);
-    let no_retry_limit = Retry {
+    // The file channel has no retry keys: a disk problem is retried from 1s, at most a
+    // minute apart.
+    let file_retry = Retry {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(60),
     };
@@ -79,7 +81,7 @@ fn channels(config: &Config) -> Result<Vec<Channel>, SinkError> {
     let mut out = vec![Channel {
         name: "file".into(),
         min_severity: a.file.min_severity,
-        retry: no_retry_limit,
+        retry: file_retry,
         min_interval: None,
         sink: Sink::File(FileSink::new(file_path)),
     }];
