@@ -273,28 +273,25 @@ fn stalled_startup_is_closed_after_startup_timeout() {
 
 #[test]
 fn connections_beyond_max_client_conn_are_refused() {
-    const MAX: usize = 50;
+    const MAX: usize = 5;
     const EXTRA: usize = 2000;
     let mut proxy = Proxy::start(
         pg(),
         ProxyOptions {
             tls_mode: "disable",
             max_client_conn: MAX,
-            // The idle half-open sockets below must hold their slots through the flood.
             startup_timeout: "60s",
             ..ProxyOptions::default()
         },
     );
-    // Fill every slot: some authenticated sessions, the rest idle sockets.
-    let mut sessions: Vec<TcpStream> = (0..5)
+    // Fill every session place with authenticated sessions.
+    let mut sessions: Vec<TcpStream> = (0..MAX)
         .map(|_| raw_login(proxy.port, "trust_user", "x", "postgres"))
         .collect();
-    let idle: Vec<TcpStream> = (sessions.len()..MAX)
-        .map(|_| raw_connect(proxy.port))
-        .collect();
-    wait_until("all slots taken", Duration::from_secs(10), || {
+    wait_until("all places taken", Duration::from_secs(10), || {
         proxy.metric("pgvigil_client_connections") == MAX as f64
     });
+    let idle: Vec<TcpStream> = Vec::new();
 
     // The flood, from four threads at once; every socket stays open until all are made.
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -303,7 +300,16 @@ fn connections_beyond_max_client_conn_are_refused() {
             let refused = refused.clone();
             let port = proxy.port;
             scope.spawn(move || {
-                let socks: Vec<TcpStream> = (0..EXTRA / 4).map(|_| raw_connect(port)).collect();
+                // Each asks for a session; refused either after its startup packet (no
+                // session place) or at once (its address's pre-login budget is full).
+                let hello = startup_packet(&[("user", "trust_user"), ("database", "postgres")]);
+                let socks: Vec<TcpStream> = (0..EXTRA / 4)
+                    .map(|_| {
+                        let mut s = raw_connect(port);
+                        let _ = s.write_all(&hello);
+                        s
+                    })
+                    .collect();
                 for mut s in socks {
                     let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10));
                     assert!(
@@ -329,10 +335,16 @@ fn connections_beyond_max_client_conn_are_refused() {
         refused.load(std::sync::atomic::Ordering::Relaxed) > EXTRA / 2,
         "few 53300 replies"
     );
-    metric_at_least(
-        &proxy,
-        "pgvigil_connections_total{result=\"too_many\"}",
-        EXTRA as f64,
+    wait_until("every refusal counted", Duration::from_secs(10), || {
+        ["too_many", "addr_limit", "startup_full"]
+            .iter()
+            .map(|r| proxy.metric(&format!("pgvigil_connections_total{{result=\"{r}\"}}")))
+            .sum::<f64>()
+            >= EXTRA as f64
+    });
+    assert!(
+        proxy.metric("pgvigil_connections_total{result=\"too_many\"}") > 0.0,
+        "no refusal for max_client_conn itself"
     );
     assert!(
         proxy.is_running(),
@@ -370,7 +382,10 @@ fn gssenc_request_is_declined_then_tls_works() {
     ]))
     .unwrap();
     let (tag, body) = read_msg(&mut tls).expect("reply over TLS");
-    // trust_user: AuthenticationOk at once, as from PostgreSQL itself.
+    // Password mode asks before it opens a server connection, even for trust_user.
+    assert_eq!((tag, body), (b'R', vec![0, 0, 0, 3]));
+    tls.write_all(&frontend_msg(b'p', b"x\0")).unwrap();
+    let (tag, body) = read_msg(&mut tls).expect("reply over TLS");
     assert_eq!((tag, body), (b'R', vec![0, 0, 0, 0]));
 
     // A second GSSENCRequest is a protocol violation: closed.
@@ -450,11 +465,12 @@ async fn direct_tls_needs_the_postgresql_alpn() {
         .await
         .expect("direct TLS with ALPN");
     let tags: Vec<char> = with_alpn.iter().map(|(t, _)| *t as char).collect();
-    // trust_user: AuthenticationOk at once (the server asks for no password, so neither
-    // does the proxy), the server's startup messages and ReadyForQuery.
+    // In password mode the proxy asks every client for a password before it opens a
+    // server connection (trust_user's is never checked), then AuthenticationOk, the
+    // server's startup messages and ReadyForQuery.
     assert_eq!(
         with_alpn.first(),
-        Some(&(b'R', vec![0, 0, 0, 0])),
+        Some(&(b'R', vec![0, 0, 0, 3])),
         "{tags:?}\n{}",
         proxy.log()
     );

@@ -29,16 +29,23 @@ fn psql_through_proxy_and_failed_login_is_audited() {
 }
 
 #[test]
-fn trust_user_needs_no_password_in_password_mode() {
-    // The proxy asks for a password only when the server does, so a trusted user logs in
-    // exactly as it would directly: no password in the connection string at all.
+fn password_mode_asks_every_client_for_a_password_before_the_server_sees_it() {
+    // The proxy opens no server connection before the client has sent a password (a bare
+    // startup packet must cost the server nothing), so even a user the server trusts is
+    // asked for one; its value is never checked.
     let pg = cluster();
     let proxy = Proxy::start(&pg, ProxyOptions::default());
     let conninfo = format!(
         "host=127.0.0.1 port={} user=trust_user dbname=postgres sslmode=require",
         proxy.port
     );
-    let (ok, out, err) = psql(&conninfo, "select current_user");
+    let (ok, _, err) = psql(&conninfo, "select current_user");
+    assert!(!ok, "logged in without a password");
+    assert!(err.contains("no password supplied"), "{err}");
+    let (ok, out, err) = psql(
+        &format!("{conninfo} password=anything"),
+        "select current_user",
+    );
     assert!(ok, "{err}\n{}", proxy.log());
     assert_eq!(out, "trust_user");
     let e = proxy.wait_event("session_start", |e| e["type"] == "session_start");

@@ -55,6 +55,17 @@ pub struct AuthFailure {
     pub blocked_until: Option<String>,
 }
 
+/// A `connection_refused` event's own fields: a connection budget refused a client
+/// address. Written at most once per address and minute; the refusals in between are
+/// counted, not written.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionRefused {
+    pub reason: &'static str,
+    /// Refusals of this address since its previous `connection_refused` event (only
+    /// counted in metrics then).
+    pub refused_since_last: u64,
+}
+
 /// A `session_end` event's own fields.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionEnd {
@@ -85,6 +96,11 @@ pub enum AuditEvent {
         session: Arc<SessionInfo>,
         statement: Box<StatementEvent>,
     },
+    ConnectionRefused {
+        ts: String,
+        session: Arc<SessionInfo>,
+        refusal: ConnectionRefused,
+    },
 }
 
 #[derive(Serialize)]
@@ -109,6 +125,7 @@ impl AuditEvent {
             AuditEvent::AuthFailure { .. } => "auth_failure",
             AuditEvent::SessionEnd { .. } => "session_end",
             AuditEvent::Statement { .. } => "statement",
+            AuditEvent::ConnectionRefused { .. } => "connection_refused",
         }
     }
 
@@ -118,7 +135,8 @@ impl AuditEvent {
             AuditEvent::SessionStart { session, .. }
             | AuditEvent::AuthFailure { session, .. }
             | AuditEvent::SessionEnd { session, .. }
-            | AuditEvent::Statement { session, .. } => session,
+            | AuditEvent::Statement { session, .. }
+            | AuditEvent::ConnectionRefused { session, .. } => session,
         }
     }
 
@@ -128,7 +146,8 @@ impl AuditEvent {
             AuditEvent::SessionStart { ts, .. }
             | AuditEvent::AuthFailure { ts, .. }
             | AuditEvent::SessionEnd { ts, .. }
-            | AuditEvent::Statement { ts, .. } => ts,
+            | AuditEvent::Statement { ts, .. }
+            | AuditEvent::ConnectionRefused { ts, .. } => ts,
         }
     }
 
@@ -177,6 +196,19 @@ impl AuditEvent {
                     kind: "statement",
                     session,
                     extra: &statement.fields(),
+                },
+            ),
+            AuditEvent::ConnectionRefused {
+                ts,
+                session,
+                refusal,
+            } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "connection_refused",
+                    session,
+                    extra: refusal,
                 },
             ),
         }?;

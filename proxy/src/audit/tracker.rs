@@ -80,6 +80,21 @@ enum Pending {
     Sync,
 }
 
+impl Pending {
+    /// Memory held for this entry, estimated: the entry and the statement texts it holds.
+    fn cost(&self) -> usize {
+        let texts = match self {
+            Pending::Query { pieces, .. } => pieces
+                .iter()
+                .map(|p| p.text.len() + std::mem::size_of::<Statement>())
+                .sum(),
+            Pending::Parse(st) => st.text.len(),
+            _ => 0,
+        };
+        std::mem::size_of::<Pending>() + texts
+    }
+}
+
 /// Per-session audit state. Shared by both relay directions behind a mutex.
 pub struct Tracker {
     config: Arc<Config>,
@@ -255,6 +270,14 @@ impl Tracker {
 
     fn push(&mut self, p: Pending) {
         self.queue.push_back(p);
+    }
+
+    /// What the client has sent that still waits for the server's reply: the messages,
+    /// and an estimate of the memory they hold here (statement texts included). The relay
+    /// stops reading a client whose backlog is over its limits.
+    pub fn backlog(&self) -> (usize, usize) {
+        let bytes = self.queue.iter().map(Pending::cost).sum();
+        (self.queue.len(), bytes)
     }
 
     /// Pops the front entry if `is` it; returns 0 (no body wanted).

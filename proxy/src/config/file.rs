@@ -38,18 +38,40 @@ pub struct ConfigFile {
 pub struct Listen {
     #[serde(default = "default_listen_addr")]
     pub addr: SocketAddr,
-    /// Client connections beyond this are refused with FATAL 53300.
+    /// Authenticated sessions; a login beyond this is refused with FATAL 53300 (after the
+    /// TLS negotiation, so the client can read why).
     #[serde(default = "default_max_client_conn")]
     pub max_client_conn: usize,
+    /// Connections that have not logged in yet, in a budget of their own: they never take
+    /// an authenticated session's place.
+    #[serde(default = "default_max_startup_conn")]
+    pub max_startup_conn: usize,
+    /// Connections not logged in yet from one client address (one IPv6 /64).
+    #[serde(default = "default_max_startup_per_addr")]
+    pub max_startup_per_addr: usize,
+    /// A connection that sends nothing for this long after it opened is closed.
+    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
     /// From accept to authenticated.
     #[serde(default = "default_startup_timeout", with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// Client messages of one session still waiting for the server's reply; past this the
+    /// proxy stops reading from that client until replies drain (TCP pushes back).
+    #[serde(default = "default_max_pending_messages")]
+    pub max_pending_messages: usize,
+    /// Bytes of statement text held for those messages; same effect as the count.
+    #[serde(default = "default_max_pending_bytes")]
+    pub max_pending_bytes: usize,
     /// On SIGTERM/SIGINT: how long sessions may drain before they are closed.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// Accept the PROXY protocol (v1 or v2) header from a load balancer.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// The load balancers (CIDR) whose PROXY header is believed; a header from any other
+    /// peer is refused.
+    #[serde(default)]
+    pub proxy_trusted: Vec<ipnet::IpNet>,
     #[serde(default)]
     pub tls: ListenTls,
 }
@@ -100,6 +122,13 @@ pub struct Upstream {
     pub ca_file: String,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Server connections in the authentication phase at once (every route together);
+    /// logins beyond it wait for a place, within `startup_timeout`.
+    #[serde(default = "default_max_auth_conn")]
+    pub max_auth_conn: usize,
+    /// Of those, how many one client address (one IPv6 /64) may hold.
+    #[serde(default = "default_max_auth_per_addr")]
+    pub max_auth_per_addr: usize,
 }
 
 /// `[databases.NAME]`: any key of `[upstream]` overridden, plus the database name upstream.
@@ -235,6 +264,27 @@ fn default_listen_addr() -> SocketAddr {
 fn default_max_client_conn() -> usize {
     1000
 }
+fn default_max_startup_conn() -> usize {
+    256
+}
+fn default_max_startup_per_addr() -> usize {
+    32
+}
+fn default_first_byte_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_max_pending_messages() -> usize {
+    4096
+}
+fn default_max_pending_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_max_auth_conn() -> usize {
+    16
+}
+fn default_max_auth_per_addr() -> usize {
+    4
+}
 fn default_startup_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -280,9 +330,15 @@ impl Default for Listen {
         Listen {
             addr: default_listen_addr(),
             max_client_conn: default_max_client_conn(),
+            max_startup_conn: default_max_startup_conn(),
+            max_startup_per_addr: default_max_startup_per_addr(),
+            first_byte_timeout: default_first_byte_timeout(),
             startup_timeout: default_startup_timeout(),
+            max_pending_messages: default_max_pending_messages(),
+            max_pending_bytes: default_max_pending_bytes(),
             shutdown_timeout: default_shutdown_timeout(),
             proxy_protocol: false,
+            proxy_trusted: Vec::new(),
             tls: ListenTls::default(),
         }
     }
@@ -307,6 +363,8 @@ impl Default for Upstream {
             sslmode: default_sslmode(),
             ca_file: String::new(),
             connect_timeout: default_connect_timeout(),
+            max_auth_conn: default_max_auth_conn(),
+            max_auth_per_addr: default_max_auth_per_addr(),
         }
     }
 }

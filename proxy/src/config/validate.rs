@@ -48,6 +48,47 @@ impl Checker<'_> {
     }
 }
 
+/// The connection budgets: every one must admit something, and the PROXY protocol is
+/// believed only from named load balancers.
+fn limits(c: &mut Checker<'_>, file: &ConfigFile) {
+    let l = &file.listen;
+    for (key, v) in [
+        ("max_startup_conn", l.max_startup_conn),
+        ("max_startup_per_addr", l.max_startup_per_addr),
+        ("max_pending_messages", l.max_pending_messages),
+        ("max_pending_bytes", l.max_pending_bytes),
+    ] {
+        if v == 0 {
+            c.issue(&["listen", key], "must be at least 1");
+        }
+    }
+    if l.first_byte_timeout.is_zero() {
+        c.issue(&["listen", "first_byte_timeout"], "must be longer than 0s");
+    }
+    for (key, v) in [
+        ("max_auth_conn", file.upstream.max_auth_conn),
+        ("max_auth_per_addr", file.upstream.max_auth_per_addr),
+    ] {
+        if v == 0 {
+            c.issue(&["upstream", key], "must be at least 1");
+        }
+    }
+    if l.proxy_protocol && l.proxy_trusted.is_empty() {
+        c.issue(
+            &["listen", "proxy_protocol"],
+            "proxy_protocol = true needs proxy_trusted: list the load balancers' addresses \
+             (CIDR, e.g. proxy_trusted = [\"10.0.0.0/8\"]); a header from anyone else would let \
+             any client claim any address",
+        );
+    }
+    if !l.proxy_protocol && !l.proxy_trusted.is_empty() {
+        c.issue(
+            &["listen", "proxy_trusted"],
+            "has no effect without proxy_protocol = true: set it, or remove proxy_trusted",
+        );
+    }
+}
+
 /// Validates `file`; on success the TLS settings are built and ready.
 pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec<ConfigIssue>> {
     let mut c = Checker {
@@ -61,6 +102,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
     if file.listen.startup_timeout.is_zero() {
         c.issue(&["listen", "startup_timeout"], "must be longer than 0s");
     }
+    limits(&mut c, &file);
     if file.audit.queue_capacity == 0 {
         c.issue(&["audit", "queue_capacity"], "must be at least 1");
     }

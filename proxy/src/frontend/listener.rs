@@ -1,31 +1,24 @@
-//! The accept loop: connection cap, one task per connection, graceful shutdown.
+//! The accept loop: each connection takes its place in the pre-login budgets (or is refused
+//! at once), then runs in a task of its own; graceful shutdown.
 //!
 //! Shutdown has two steps. First the listener closes and sessions may finish on their own
 //! for `shutdown_timeout`; then every remaining session is told FATAL 57P01 and closed.
 
+use super::admission::Refusal;
 use super::{session, Shared};
-use crate::metrics::ConnResult;
 use crate::wire::messages::{error_response, Severity};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// How long closed sessions get to write their last messages after the forced close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts until `stop` turns true, then drains. Returns when every session has ended.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let config = shared.config();
-    let max = config.file.listen.max_client_conn;
-    let slots = Arc::new(Semaphore::new(max));
     let (force_tx, force_rx) = watch::channel(false);
-    let too_many = error_response(
-        Severity::Fatal,
-        "53300",
-        "sorry, too many clients already",
-        None,
-    );
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -45,35 +38,50 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // No task, no read: answer at once and close (the kernel buffers this write).
-            let _ = tcp.try_write(&too_many);
-            shared.metrics.connection(ConnResult::TooMany);
-            tracing::warn!(client = %peer, max_client_conn = max, "connection refused: max_client_conn reached");
-            continue;
+        // A trusted load balancer's own address is not the client's: its connections are
+        // counted per client once the PROXY header names the client.
+        let config = shared.config();
+        let via_balancer = config.file.listen.proxy_protocol
+            && config
+                .file
+                .listen
+                .proxy_trusted
+                .iter()
+                .any(|net| net.contains(&peer.ip()));
+        let counted_as = (!via_balancer).then_some(peer.ip());
+        let ticket = match shared.admission.admit(counted_as) {
+            Ok(t) => t,
+            Err(refusal) => {
+                refuse_at_once(&shared, &tcp, peer, refusal);
+                continue;
+            }
         };
         let shared = shared.clone();
         let force = force_rx.clone();
         tokio::spawn(async move {
             shared.metrics.client_connections.increment(1.0);
-            session::run(shared.clone(), tcp, peer, force).await;
+            session::run(shared.clone(), tcp, peer, ticket, via_balancer, force).await;
             shared.metrics.client_connections.decrement(1.0);
-            drop(permit);
         });
     }
     drop(listener);
-    let drain = config.file.listen.shutdown_timeout;
-    tracing::info!(open = max - slots.available_permits(), timeout = ?drain, "listener closed; draining sessions");
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    if tokio::time::timeout(drain, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let drain = shared.config().file.listen.shutdown_timeout;
+    tracing::info!(open = shared.admission.open(), timeout = ?drain, "listener closed; draining sessions");
+    if !shared.admission.drained(drain).await {
         tracing::warn!(
-            open = max - slots.available_permits(),
+            open = shared.admission.open(),
             "drain timeout; closing remaining sessions"
         );
         let _ = force_tx.send(true);
-        let _ = tokio::time::timeout(CLOSE_GRACE, slots.acquire_many(all)).await;
+        let _ = shared.admission.drained(CLOSE_GRACE).await;
     }
+}
+
+/// A refusal before the connection has a task: no read, one write the kernel buffers, and
+/// close. (The pre-login budget is what is full, so nothing more may be spent on it; a
+/// client that asked for TLS reads this as an error during the SSL exchange.)
+fn refuse_at_once(shared: &Arc<Shared>, tcp: &TcpStream, peer: SocketAddr, refusal: Refusal) {
+    let (code, msg, hint) = refusal.client_message();
+    let _ = tcp.try_write(&error_response(Severity::Fatal, code, msg, hint));
+    session::refused(shared, peer, None, refusal);
 }

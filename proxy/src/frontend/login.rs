@@ -10,6 +10,7 @@
 //! Either way the outcome is seen: AuthenticationOk, the server's ErrorResponse, or a client
 //! that hung up.
 
+use super::admission::AuthTicket;
 use super::cancel::CancelKey;
 use super::{FrontendError, Shared};
 use crate::backend::{self, AuthOutcome, Begin, ServerConn, UpstreamAuth};
@@ -69,12 +70,17 @@ pub async fn login(
     let upstream_startup = req
         .startup
         .encode_upstream(req.target.dbname.as_deref().map(str::as_bytes));
-    let mut server = match req.config.file.auth.mode {
+    // The ticket (a place among the server connections authenticating) is held until the
+    // server's startup is over.
+    let (mut server, _ticket) = match req.config.file.auth.mode {
         AuthMode::Password => {
             password_login(&mut req, client, &mut client_reader, &upstream_startup).await?
         }
         AuthMode::Passthrough => {
-            passthrough_login(&mut req, client, &mut client_reader, &upstream_startup).await?
+            let ticket = req.shared.admission.upstream_auth(req.client_addr).await;
+            let server =
+                passthrough_login(&mut req, client, &mut client_reader, &upstream_startup).await?;
+            (server, ticket)
         }
     };
     let prefix = match req.config.file.auth.mode {
@@ -99,21 +105,10 @@ async fn password_login(
     client: &mut MaybeTls,
     reader: &mut FramedReader,
     upstream_startup: &Bytes,
-) -> Result<ServerConn, FrontendError> {
-    // The server speaks first: a client is asked for a password only when the server wants
-    // one, so trust users log in exactly as they would directly.
-    let (mut server, begin) = begin_upstream(req, upstream_startup).await?;
-    let request = match begin {
-        Begin::Trusted => {
-            *req.auth_method = Some("trust".to_string());
-            return Ok(server);
-        }
-        Begin::Rejected { raw, fields } => {
-            let _ = write(client, &raw).await;
-            return Err(rejected(fields));
-        }
-        Begin::NeedsPassword(request) => request,
-    };
+) -> Result<(ServerConn, AuthTicket), FrontendError> {
+    // The client answers first: no server connection exists for a client that has not even
+    // sent a password (a startup packet costs the server nothing). The price: a user the
+    // server trusts must send one too, as it cannot be known before asking the server.
     let tls_mode = req.config.file.listen.tls.mode;
     if !client.is_tls() && !req.client_addr.is_loopback() && tls_mode != ClientTlsMode::Disable {
         return Err(FrontendError::Refused {
@@ -131,21 +126,45 @@ async fn password_login(
     if msg.tag != b'p' {
         return Err(FrontendError::Unexpected(msg.tag as char));
     }
-    let mut password = parse_password(&msg.body)
-        .map_err(|_| FrontendError::BadAuthMessage("invalid password packet"))?
-        .to_vec();
+    let parsed = parse_password(&msg.body).map(|b| b.to_vec());
     scrub(msg);
+    let mut password =
+        parsed.map_err(|_| FrontendError::BadAuthMessage("invalid password packet"))?;
+    let result = authenticate_upstream(req, client, upstream_startup, &password).await;
+    password.zeroize();
+    result
+}
+
+/// Opens the server connection for a client whose password is in hand, and authenticates
+/// it with whatever the server demands.
+async fn authenticate_upstream(
+    req: &mut LoginRequest<'_>,
+    client: &mut MaybeTls,
+    upstream_startup: &Bytes,
+    password: &[u8],
+) -> Result<(ServerConn, AuthTicket), FrontendError> {
+    let ticket = req.shared.admission.upstream_auth(req.client_addr).await;
+    let (mut server, begin) = begin_upstream(req, upstream_startup).await?;
+    let request = match begin {
+        Begin::Trusted => {
+            *req.auth_method = Some("trust".to_string());
+            return Ok((server, ticket));
+        }
+        Begin::Rejected { raw, fields } => {
+            let _ = write(client, &raw).await;
+            return Err(rejected(fields));
+        }
+        Begin::NeedsPassword(request) => request,
+    };
     let user = req.startup.get("user").cloned().unwrap_or_default();
     let auth = UpstreamAuth {
         user: &user,
-        password: &password,
+        password,
     };
-    let result = backend::complete(&mut server, request, &auth).await;
-    password.zeroize();
-    match result? {
+    match backend::complete(&mut server, request, &auth).await? {
         AuthOutcome::Ok { method } => {
             *req.auth_method = Some(method.to_string());
-            Ok(server)
+            Ok((server, ticket))
         }
         AuthOutcome::Rejected {
             method,

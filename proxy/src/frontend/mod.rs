@@ -2,7 +2,8 @@
 //! cancel, protocol version), client authentication, and the session relay.
 //!
 //! # Phases of a connection
-//! 1. [`listener`] accepts, enforces `max_client_conn`, reads a PROXY header if configured.
+//! 1. [`listener`] accepts and takes the connection's place in the pre-login budgets
+//!    ([`admission`]); [`session`] reads a PROXY header from a trusted load balancer.
 //! 2. [`negotiate`] answers SSLRequest/GSSENCRequest/direct TLS and reads the StartupMessage
 //!    (or a CancelRequest, handed to [`cancel`]).
 //! 3. [`login`] authenticates the client (password or passthrough) against the server and
@@ -12,6 +13,7 @@
 //! [`session`] runs these phases for one connection inside its tracing span, and writes the
 //! session's audit events.
 
+pub mod admission;
 pub mod cancel;
 pub mod listener;
 pub mod login;
@@ -51,6 +53,12 @@ pub enum FrontendError {
     Unexpected(char),
     #[error("invalid PROXY protocol header: {0}")]
     ProxyHeader(String),
+    /// A connection budget refused the client (see [`admission`]).
+    #[error("{}", .0.reason())]
+    Admission(admission::Refusal),
+    /// The client sent nothing within `first_byte_timeout`.
+    #[error("no data within first_byte_timeout")]
+    Silent,
     /// The proxy refused the login itself (TLS required, certificate name, ...).
     #[error("{message}")]
     Refused {
@@ -119,6 +127,10 @@ impl FrontendError {
                     hint.as_deref(),
                 ))
             }
+            FrontendError::Admission(r) => {
+                let (code, msg, hint) = r.client_message();
+                return Some(error_response(Severity::Fatal, code, msg, hint));
+            }
             FrontendError::Blocked { until, .. } => {
                 let hint = format!("connections from this address are refused until {until}");
                 return Some(error_response(
@@ -139,19 +151,30 @@ impl FrontendError {
     }
 }
 
-/// What every session shares: the live config, the audit sink, metrics, cancel keys.
+/// What every session shares: the live config, the audit sink, metrics, cancel keys, the
+/// connection budgets.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
     pub cancels: cancel::CancelRegistry,
+    /// Sized from the config at startup; a reload does not resize them.
+    pub admission: admission::Admission,
     session_prefix: u32,
     session_seq: AtomicU64,
 }
 
 impl Shared {
     pub fn new(config: Config, audit: AuditSink, metrics: Arc<Metrics>) -> Shared {
+        let limits = admission::Limits {
+            max_client_conn: config.file.listen.max_client_conn,
+            max_startup_conn: config.file.listen.max_startup_conn,
+            max_startup_per_addr: config.file.listen.max_startup_per_addr,
+            max_auth_conn: config.file.upstream.max_auth_conn,
+            max_auth_per_addr: config.file.upstream.max_auth_per_addr,
+        };
         Shared {
+            admission: admission::Admission::new(limits, metrics.upstream_auth_connections.clone()),
             config: RwLock::new(Arc::new(config)),
             audit,
             metrics,

@@ -3,16 +3,25 @@
 //! Each direction reads whatever the socket has into one buffer, lets the frame scanner
 //! check every length (and show the observer the frames it wants), and writes the same bytes
 //! on in one write. Frames are never assembled or copied one by one, so a multi-gigabyte
-//! COPY or result streams through a buffer of at most [`MAX_BUF`] bytes.
+//! COPY or result streams through a buffer of at most [`MAX_BUF`] bytes, and an idle
+//! direction holds no buffer at all: it is given back while the socket has nothing to read.
+//!
+//! A client that sends faster than the server answers (pipelining without reading the
+//! replies) is read only while its [`Backlog`] is within the session's limits; past them
+//! the relay waits for replies, so TCP pushes back on the client instead of the proxy's
+//! memory growing.
 
 use crate::audit::{AuditSink, Tracker};
 use crate::config::Backpressure;
 use crate::wire::frame::MAX_MESSAGE;
 use crate::wire::{FrameObserver, FrameScanner, WireError};
 use bytes::BytesMut;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::task::Poll;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 
 /// A fresh session's buffer: small, because most sessions are idle most of the time.
 const MIN_BUF: usize = 8 * 1024;
@@ -149,11 +158,73 @@ impl Activity {
     }
 }
 
+/// The client's messages still waiting for replies, and the limits past which the client
+/// is not read (`[listen] max_pending_messages`, `max_pending_bytes`).
+pub struct Backlog<'a> {
+    pub tracker: &'a Mutex<Tracker>,
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    /// Counts each pause.
+    pub pauses: &'a metrics::Counter,
+    paused: AtomicBool,
+    drained: Notify,
+}
+
+impl<'a> Backlog<'a> {
+    pub fn new(
+        tracker: &'a Mutex<Tracker>,
+        max_messages: usize,
+        max_bytes: usize,
+        pauses: &'a metrics::Counter,
+    ) -> Backlog<'a> {
+        Backlog {
+            tracker,
+            max_messages,
+            max_bytes,
+            pauses,
+            paused: AtomicBool::new(false),
+            drained: Notify::new(),
+        }
+    }
+
+    fn over(&self) -> bool {
+        let (messages, bytes) = lock(self.tracker).backlog();
+        messages >= self.max_messages || bytes >= self.max_bytes
+    }
+
+    /// Returns once the client may be read again.
+    async fn room(&self) {
+        if !self.over() {
+            return;
+        }
+        self.pauses.increment(1);
+        loop {
+            // Made before the check: a reply that drains the backlog in between leaves a
+            // permit, so the wake-up is not lost.
+            let drained = self.drained.notified();
+            self.paused.store(true, Ordering::Relaxed);
+            if !self.over() {
+                break;
+            }
+            drained.await;
+        }
+        self.paused.store(false, Ordering::Relaxed);
+    }
+
+    /// The server answered something: a paused client may have room again.
+    fn replies_seen(&self) {
+        if self.paused.load(Ordering::Relaxed) {
+            self.drained.notify_one();
+        }
+    }
+}
+
 /// Where the completed statement events of a direction go.
 pub struct Events<'a> {
     pub tracker: &'a Mutex<Tracker>,
     pub sink: &'a AuditSink,
     pub backpressure: Backpressure,
+    pub backlog: &'a Backlog<'a>,
 }
 
 impl Events<'_> {
@@ -167,6 +238,38 @@ impl Events<'_> {
     }
 }
 
+/// How a direction's reads are paced.
+pub enum Pace<'a> {
+    /// Client to server: read only while the backlog is within its limits.
+    Client(&'a Backlog<'a>),
+    /// Server to client: completed statements go to the audit sink before the bytes go on.
+    Server(&'a Events<'a>),
+}
+
+/// Reads what `from` has into `buf` (empty on entry), with room for `size` bytes. While the
+/// socket has nothing, the buffer is given back: an idle session holds no read buffer.
+async fn read_some<R: AsyncRead + Unpin>(
+    from: &mut R,
+    buf: &mut BytesMut,
+    size: usize,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        if buf.capacity() < size {
+            buf.reserve(size);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *from), cx, buf) {
+            Poll::Pending => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    })
+    .await
+}
+
 /// Forwards `from` to `to` until either fails or `from` ends, starting with `buf`'s content
 /// (bytes buffered during authentication). `scanner` is left where the stream stopped, so
 /// the caller knows whether it may append a message of its own at a frame boundary.
@@ -177,7 +280,7 @@ pub async fn pump<R, W, O, C>(
     scanner: &mut FrameScanner,
     observer: &mut O,
     counter: &mut C,
-    events: Option<&Events<'_>>,
+    pace: Pace<'_>,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
@@ -188,14 +291,13 @@ where
     let mut size = MIN_BUF;
     loop {
         if buf.is_empty() {
-            if buf.capacity() < size {
-                buf.reserve(size);
+            if let Pace::Client(backlog) = &pace {
+                backlog.room().await;
             }
-            let room = buf.capacity();
-            match from.read_buf(&mut buf).await {
+            match read_some(from, &mut buf, size).await {
                 Ok(0) => return PumpEnd::Eof,
                 Ok(n) => {
-                    if n == room && size < MAX_BUF {
+                    if n >= size && size < MAX_BUF {
                         size *= 2;
                     }
                 }
@@ -208,8 +310,9 @@ where
         // Events are queued before the bytes go on: a client never sees the result of a
         // statement whose audit event is not yet in the writer's queue. Only server replies
         // complete statements, so the client direction has none to hand over.
-        if let Some(events) = events {
+        if let Pace::Server(events) = &pace {
             events.flush().await;
+            events.backlog.replies_seen();
         }
         if let Err(e) = to.write_all(&buf).await {
             return PumpEnd::WriteError(WireError::Io(e));

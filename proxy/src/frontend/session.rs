@@ -2,11 +2,16 @@
 //! with the audit events (`session_start`, `auth_failure`, `session_end`) and connection
 //! metrics emitted from this single place.
 
+use super::admission::{Refusal, StartupTicket};
 use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
-use super::relay::{self, Activity, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
+use super::relay::{
+    self, Activity, Backlog, ByteCounter, ClientSide, Events, Pace, PumpEnd, ServerSide,
+};
 use super::{proxy_protocol, FrontendError, Shared};
-use crate::audit::{now_rfc3339, AuditEvent, AuthFailure, SessionEnd, SessionInfo, Tracker};
+use crate::audit::{
+    now_rfc3339, AuditEvent, AuthFailure, ConnectionRefused, SessionEnd, SessionInfo, Tracker,
+};
 use crate::config::{ClientTlsMode, Config};
 use crate::metrics::ConnResult;
 use crate::tls::{peer_common_name, MaybeTls};
@@ -19,12 +24,15 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{field, Instrument};
 
-/// Runs one client connection to the end. `force_close` turns true when shutdown's drain
-/// period is over.
+/// Runs one client connection to the end. `ticket` is its place in the pre-login budgets,
+/// given back once it logs in; `via_balancer` says the peer is a trusted load balancer that
+/// must send a PROXY header. `force_close` turns true when shutdown's drain period is over.
 pub async fn run(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
+    ticket: StartupTicket,
+    via_balancer: bool,
     force_close: watch::Receiver<bool>,
 ) {
     let session_id = shared.next_session_id();
@@ -38,20 +46,34 @@ pub async fn run(
     );
     // Not `.instrument(span)` on the whole session: that enters and leaves the span on every
     // poll of the relay, a cost per relayed batch for logs that happen a few times a session.
-    run_inner(shared, tcp, peer, session_id, force_close, span).await
+    let opening = Accepted {
+        tcp,
+        peer,
+        ticket,
+        via_balancer,
+    };
+    run_inner(shared, opening, session_id, force_close, span).await
+}
+
+/// A connection as the listener hands it over.
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ticket: StartupTicket,
+    via_balancer: bool,
 }
 
 async fn run_inner(
     shared: Arc<Shared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
+    opening: Accepted,
     session_id: String,
     force_close: watch::Receiver<bool>,
     span: tracing::Span,
 ) {
+    let peer = opening.peer;
     let started = Instant::now();
     let config = shared.config();
-    let _ = tcp.set_nodelay(true);
+    let _ = opening.tcp.set_nodelay(true);
     let mut info = SessionInfo {
         session_id,
         user: None,
@@ -64,10 +86,10 @@ async fn run_inner(
         service: false,
     };
     let timeout = config.file.listen.startup_timeout;
-    let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info))
+    let result = tokio::time::timeout(timeout, establish(&shared, &config, opening, &mut info))
         .instrument(span.clone())
         .await;
-    let (client, logged_in) = match result {
+    let (client, logged_in, _session_place) = match result {
         Ok(Ok(Some(pair))) => pair,
         Ok(Ok(None)) => {
             shared.metrics.connection(ConnResult::Cancel);
@@ -146,18 +168,37 @@ async fn run_inner(
     span.in_scope(|| tracing::info!(bytes_in, bytes_out, "session ended"));
 }
 
-/// Negotiation, TLS policy and login. `Ok(None)` for a handled cancel request.
+/// An established session: the client, the logged-in server, and the session's place in
+/// `max_client_conn`.
+type Established = (MaybeTls, LoggedIn, tokio::sync::OwnedSemaphorePermit);
+
+/// Negotiation, TLS policy and login. `Ok(None)` for a handled cancel request. The
+/// connection's pre-login places (`opening.ticket`) are given back when this returns.
 async fn establish(
     shared: &Shared,
     config: &Config,
-    mut tcp: TcpStream,
+    opening: Accepted,
     info: &mut SessionInfo,
-) -> Result<Option<(MaybeTls, LoggedIn)>, FrontendError> {
-    if config.file.listen.proxy_protocol {
+) -> Result<Option<Established>, FrontendError> {
+    let Accepted {
+        mut tcp,
+        mut ticket,
+        via_balancer,
+        ..
+    } = opening;
+    first_bytes(&tcp, config.file.listen.first_byte_timeout, via_balancer).await?;
+    if via_balancer {
         if let Some(real) = proxy_protocol::read_header(&mut tcp).await? {
             info.client_addr = real.ip();
             info.client_port = real.port();
             tracing::Span::current().record("client", field::display(real));
+            if let Err(r) = shared.admission.bind_addr(&mut ticket, real.ip()) {
+                let (code, msg, hint) = r.client_message();
+                let _ = tcp
+                    .write_all(&error_response(Severity::Fatal, code, msg, hint))
+                    .await;
+                return Err(FrontendError::Admission(r));
+            }
         }
     }
     let opening = negotiate(tcp, config.client_tls.as_deref()).await?;
@@ -189,6 +230,11 @@ async fn establish(
             });
         }
         check_client_tls(config, &client, info)?;
+        // Taken after the TLS negotiation, so a refused client can read why.
+        let place = shared
+            .admission
+            .session()
+            .map_err(FrontendError::Admission)?;
         let target = config.route(&database);
         let req = LoginRequest {
             config,
@@ -198,11 +244,12 @@ async fn establish(
             client_addr: info.client_addr,
             auth_method: &mut info.auth_method,
         };
-        login(req, &mut client).await
+        login(req, &mut client).await.map(|l| (l, place))
     }
     .await;
+    drop(ticket);
     match result {
-        Ok(l) => Ok(Some((client, l))),
+        Ok((l, place)) => Ok(Some((client, l, place))),
         Err(e) => {
             if let Some(msg) = e.client_error() {
                 let _ = client.write_all(&msg).await;
@@ -212,6 +259,70 @@ async fn establish(
             Err(e)
         }
     }
+}
+
+/// Waits for the connection's first bytes, at most `limit`: a socket that says nothing is
+/// closed long before `startup_timeout`. A PROXY protocol header (`PROXY ` or the v2
+/// signature, neither of which can start a PostgreSQL packet) from a peer that is not a
+/// trusted load balancer is refused: believing it would let anyone claim any address.
+async fn first_bytes(
+    tcp: &TcpStream,
+    limit: Duration,
+    via_balancer: bool,
+) -> Result<(), FrontendError> {
+    let mut first = [0u8; 1];
+    let n = match tokio::time::timeout(limit, tcp.peek(&mut first)).await {
+        Ok(r) => r.map_err(crate::wire::WireError::from)?,
+        Err(_) => return Err(FrontendError::Silent),
+    };
+    if n == 0 {
+        return Err(crate::wire::WireError::Eof.into());
+    }
+    if !via_balancer && (first[0] == b'P' || first[0] == b'\r') {
+        let (code, msg, hint) = Refusal::UntrustedProxyHeader.client_message();
+        let _ = tcp.try_write(&error_response(Severity::Fatal, code, msg, hint));
+        return Err(FrontendError::Admission(Refusal::UntrustedProxyHeader));
+    }
+    Ok(())
+}
+
+/// Counts a refusal by a connection budget, and audits it at most once per address and
+/// minute (`connection_refused`, with how many refusals it stands for). `info` is the
+/// connection's, when it got that far.
+pub fn refused(shared: &Arc<Shared>, peer: SocketAddr, info: Option<SessionInfo>, r: Refusal) {
+    shared.metrics.connection(match r {
+        Refusal::StartupFull => ConnResult::StartupFull,
+        Refusal::AddrLimit => ConnResult::AddrLimit,
+        Refusal::SessionsFull => ConnResult::TooMany,
+        Refusal::UntrustedProxyHeader => ConnResult::ProxyUntrusted,
+    });
+    let addr = info.as_ref().map_or(peer.ip(), |i| i.client_addr);
+    let Some(since_last) = shared.admission.audit_refusal(addr) else {
+        return;
+    };
+    tracing::warn!(client = %addr, reason = r.reason(), refused_since_last = since_last, "connection refused");
+    let session = Arc::new(info.unwrap_or_else(|| SessionInfo {
+        session_id: shared.next_session_id(),
+        user: None,
+        database: None,
+        client_addr: peer.ip(),
+        client_port: peer.port(),
+        application_name: None,
+        tls: false,
+        auth_method: None,
+        service: false,
+    }));
+    let event = AuditEvent::ConnectionRefused {
+        ts: now_rfc3339(),
+        session,
+        refusal: ConnectionRefused {
+            reason: r.reason(),
+            refused_since_last: since_last,
+        },
+    };
+    let shared = shared.clone();
+    // The accept loop must not wait for the writer's queue.
+    tokio::spawn(async move { shared.audit.emit(event).await });
 }
 
 /// The client-side TLS policy: `require` and up refuse plaintext; `verify-full` wants the
@@ -255,7 +366,15 @@ fn check_client_tls(
 }
 
 /// Audits and counts a connection that did not make it to the relay.
-async fn fail(shared: &Shared, info: SessionInfo, e: &FrontendError) {
+async fn fail(shared: &Arc<Shared>, info: SessionInfo, e: &FrontendError) {
+    match e {
+        FrontendError::Admission(r) => {
+            let peer = SocketAddr::new(info.client_addr, info.client_port);
+            return refused(shared, peer, Some(info), *r);
+        }
+        FrontendError::Silent => return shared.metrics.connection(ConnResult::Silent),
+        _ => {}
+    }
     let (result, audit): (ConnResult, Option<(Option<String>, String)>) = match e {
         FrontendError::Rejected { sqlstate, reason } => (
             ConnResult::AuthFailure,
@@ -396,10 +515,17 @@ async fn relay_session(
         activity: &activity,
         tracker,
     };
+    let backlog = Backlog::new(
+        tracker,
+        config.file.listen.max_pending_messages,
+        config.file.listen.max_pending_bytes,
+        &shared.metrics.pipeline_pauses,
+    );
     let events = Events {
         tracker,
         sink: &shared.audit,
         backpressure: config.file.audit.on_backpressure,
+        backlog: &backlog,
     };
     let mut bytes_in = Count {
         n: 0,
@@ -417,8 +543,8 @@ async fn relay_session(
         Shutdown,
     }
     let end = tokio::select! {
-        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, None) => End::Client(e),
-        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, Some(&events)) => End::Server(e),
+        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, Pace::Client(&backlog)) => End::Client(e),
+        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, Pace::Server(&events)) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
     };
     bytes_in.flush();
@@ -454,9 +580,15 @@ async fn relay_session(
                 if let End::Server(PumpEnd::ReadError(e)) = &end {
                     tracing::warn!(error = %e, "server connection failed");
                 }
-                // A server that said FATAL before closing has told the client already; and an
-                // ErrorResponse in the middle of a half-sent frame would only garble it.
-                if s_scan.at_boundary() && s_scan.last_tag() != b'E' {
+                // A server that said FATAL before closing has told the client already; an
+                // ErrorResponse in the middle of a half-sent frame would only garble it; and
+                // after the client's Terminate the server's close is the expected end (a
+                // FATAL then reaches clients that keep reading, such as node-postgres, as an
+                // error event).
+                if s_scan.at_boundary()
+                    && s_scan.last_tag() != b'E'
+                    && !activity.client_terminated()
+                {
                     goodbye(fatal_to_client(
                         &mut cw,
                         "08006",

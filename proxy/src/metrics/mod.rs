@@ -32,6 +32,14 @@ pub enum ConnResult {
     Cancel,
     /// Refused: the client address is blocked by a detection rule.
     Blocked,
+    /// Refused: `max_startup_conn` connections were already logging in.
+    StartupFull,
+    /// Refused: `max_startup_per_addr` connections from that address were logging in.
+    AddrLimit,
+    /// Closed: sent nothing within `first_byte_timeout`.
+    Silent,
+    /// Refused: a PROXY protocol header from a peer not in `proxy_trusted`.
+    ProxyUntrusted,
 }
 
 impl ConnResult {
@@ -45,9 +53,13 @@ impl ConnResult {
             ConnResult::UpstreamError => "upstream_error",
             ConnResult::Cancel => "cancel",
             ConnResult::Blocked => "blocked",
+            ConnResult::StartupFull => "startup_full",
+            ConnResult::AddrLimit => "addr_limit",
+            ConnResult::Silent => "first_byte_timeout",
+            ConnResult::ProxyUntrusted => "proxy_untrusted",
         }
     }
-    const ALL: [ConnResult; 8] = [
+    const ALL: [ConnResult; 12] = [
         ConnResult::Ok,
         ConnResult::AuthFailure,
         ConnResult::TooMany,
@@ -56,6 +68,10 @@ impl ConnResult {
         ConnResult::UpstreamError,
         ConnResult::Cancel,
         ConnResult::Blocked,
+        ConnResult::StartupFull,
+        ConnResult::AddrLimit,
+        ConnResult::Silent,
+        ConnResult::ProxyUntrusted,
     ];
 }
 
@@ -70,7 +86,11 @@ pub enum CancelResult {
 /// Registered metric handles.
 pub struct Metrics {
     pub client_connections: Gauge,
-    connections: [Counter; 8],
+    connections: [Counter; 12],
+    /// Server connections in their authentication phase now.
+    pub upstream_auth_connections: Gauge,
+    /// Times a session stopped reading its client until the server's replies drained.
+    pub pipeline_pauses: Counter,
     pub auth_failures: Counter,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
@@ -104,6 +124,14 @@ impl Metrics {
         describe_gauge!("pgvigil_client_connections", "Client connections open now");
         describe_counter!("pgvigil_connections_total", "Client connections by outcome");
         describe_counter!("pgvigil_auth_failures_total", "Failed authentications");
+        describe_gauge!(
+            "pgvigil_upstream_auth_connections",
+            "Server connections in their authentication phase now"
+        );
+        describe_counter!(
+            "pgvigil_pipeline_pauses_total",
+            "Times a session stopped reading its client until replies drained"
+        );
         describe_counter!(
             "pgvigil_bytes_total",
             "Bytes relayed, by direction (in = from clients)"
@@ -164,6 +192,8 @@ impl Metrics {
             connections: ConnResult::ALL
                 .map(|r| counter!("pgvigil_connections_total", "result" => r.label())),
             auth_failures: counter!("pgvigil_auth_failures_total"),
+            upstream_auth_connections: gauge!("pgvigil_upstream_auth_connections"),
+            pipeline_pauses: counter!("pgvigil_pipeline_pauses_total"),
             bytes_in: counter!("pgvigil_bytes_total", "direction" => "in"),
             bytes_out: counter!("pgvigil_bytes_total", "direction" => "out"),
             upstream_connect_seconds: histogram!("pgvigil_upstream_connect_seconds"),

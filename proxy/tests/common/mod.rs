@@ -40,6 +40,12 @@ pub struct ProxyOptions {
     pub startup_timeout: &'static str,
     pub shutdown_timeout: &'static str,
     pub proxy_protocol: bool,
+    /// `[listen] proxy_trusted` as TOML; `None` trusts 127.0.0.1 when `proxy_protocol` is on.
+    pub proxy_trusted: Option<&'static str>,
+    /// Extra keys for the `[listen]` table (e.g. `max_startup_per_addr = 4`).
+    pub listen: String,
+    /// Extra keys for the `[upstream]` table (e.g. `max_auth_conn = 4`).
+    pub upstream: String,
     /// CN of the generated client certificate.
     pub client_cert_user: &'static str,
     /// Extra TOML appended to the config (e.g. `[databases.x]` tables).
@@ -58,6 +64,9 @@ impl Default for ProxyOptions {
             startup_timeout: "10s",
             shutdown_timeout: "5s",
             proxy_protocol: false,
+            proxy_trusted: None,
+            listen: String::new(),
+            upstream: String::new(),
             client_cert_user: "app_user",
             extra: String::new(),
             audit: String::new(),
@@ -121,6 +130,8 @@ max_client_conn = {max}
 startup_timeout = "{st}"
 shutdown_timeout = "{sd}"
 proxy_protocol = {pp}
+proxy_trusted = {pt}
+{listen}
 
 [listen.tls]
 mode = "{tls_mode}"
@@ -134,6 +145,7 @@ port = {upport}
 sslmode = "{sslmode}"
 ca_file = "{ca}"
 connect_timeout = "5s"
+{upstream}
 
 [auth]
 mode = "{auth}"
@@ -151,6 +163,13 @@ listen = "127.0.0.1:{metrics_port}"
                 st = opts.startup_timeout,
                 sd = opts.shutdown_timeout,
                 pp = opts.proxy_protocol,
+                pt = opts.proxy_trusted.unwrap_or(if opts.proxy_protocol {
+                    r#"["127.0.0.1/32"]"#
+                } else {
+                    "[]"
+                }),
+                listen = opts.listen,
+                upstream = opts.upstream,
                 tls_mode = opts.tls_mode,
                 upport = upstream_port,
                 sslmode = opts.sslmode,
@@ -360,6 +379,22 @@ listen = "127.0.0.1:{metrics_port}"
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The process's resident memory (VmRSS, KiB).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("pgvigil is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -427,6 +462,7 @@ pub fn psql(conninfo: &str, sql: &str) -> (bool, String, String) {
     let out = Command::new("psql")
         .args([
             "-X",
+            "-w",
             "-A",
             "-t",
             "-v",
