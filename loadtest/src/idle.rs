@@ -2,9 +2,9 @@
 //! and what they cost in pgvigil's resident set (VmRSS from /proc/PID/status).
 //!
 //! It has its own cluster (trust authentication, so N logins do not cost N SCRAM key
-//! derivations; `max_connections` = N + 50) and its own pgvigil (plaintext both legs,
-//! `password` auth mode). The client is a minimal tokio implementation of the startup and
-//! cleartext-password exchange, one socket per connection and nothing else.
+//! derivations; `max_connections` = N + 50) and its own pgvigil (`password` auth mode),
+//! once for each pair of legs ([`Legs`]): plaintext both ways, TLS to the server only, TLS
+//! both ways. The client is [`crate::idle_client`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,17 +12,35 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use pgvigil::demo::cluster::{Cluster, ClusterOptions, HbaAuth};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 
+use crate::idle_client::{open_many, ClientLeg};
 use crate::procs::{self, check_interrupted};
-use crate::targets::{Pgvigil, PgvigilOptions, APP_PASSWORD, APP_USER};
+use crate::targets::{Pgvigil, PgvigilOptions};
 
-/// Logins in flight at once (each forks a PostgreSQL backend).
-const CONCURRENCY: usize = 32;
-/// Longest a single login may take.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Which legs of a session are TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Legs {
+    /// Plaintext client, plaintext server.
+    Plain,
+    /// Plaintext client, TLS to the server (the common deployment on one host or VPC).
+    TlsUpstream,
+    /// TLS on both legs.
+    TlsBoth,
+}
+
+impl Legs {
+    pub const ALL: [Legs; 3] = [Legs::Plain, Legs::TlsUpstream, Legs::TlsBoth];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Legs::Plain => "plaintext both legs",
+            Legs::TlsUpstream => "plaintext client, TLS upstream",
+            Legs::TlsBoth => "TLS both legs",
+        }
+    }
+}
+
 /// Connections opened and closed before the baseline is read, so one-time allocations
 /// (worker threads, pools, lazily built state) are not charged to the idle connections.
 const WARMUP: usize = 16;
@@ -37,6 +55,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// What the memory phase measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct IdleReport {
+    /// Which legs were TLS.
+    pub legs: Legs,
     /// `--idle N`.
     pub requested: usize,
     /// Connections actually held open while measuring.
@@ -69,7 +89,13 @@ pub struct IdleReport {
 
 /// Runs the memory phase with up to `requested` connections through the pgvigil `bin`,
 /// opened and closed `cycles` times.
-pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<IdleReport> {
+pub fn run(
+    bin: &Path,
+    requested: usize,
+    cycles: u32,
+    fd_limit: u64,
+    legs: Legs,
+) -> Result<IdleReport> {
     let mut n = requested;
     let mut limited_by = None;
     let by_fds = (fd_limit.saturating_sub(FD_RESERVE) / 2) as usize;
@@ -100,7 +126,7 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
         n + 50
     );
     let cluster = Cluster::start(ClusterOptions {
-        tls: false,
+        tls: legs != Legs::Plain,
         auth: HbaAuth::Trust,
         max_connections: u32::try_from(n + 50).context("--idle is too large")?,
         ..ClusterOptions::default()
@@ -109,16 +135,28 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
     let mut proxy = Pgvigil::start(
         bin,
         &PgvigilOptions {
-            tls_mode: "disable",
-            upstream_sslmode: "disable",
+            tls_mode: if legs == Legs::TlsBoth {
+                "require"
+            } else {
+                "disable"
+            },
+            upstream_sslmode: if legs == Legs::Plain {
+                "disable"
+            } else {
+                "verify-full"
+            },
             upstream_port: cluster.port(),
-            upstream_ca: None,
+            upstream_ca: cluster.ca_cert().map(Path::to_path_buf),
             max_client_conn: n + 100,
         },
     )
     .context("cannot start pgvigil for the idle-connection test")?;
     let pid = proxy.pid().context("pgvigil has no pid")?;
     let port = proxy.port;
+    let leg = match legs {
+        Legs::TlsBoth => ClientLeg::tls(&proxy.ca_cert())?,
+        _ => ClientLeg::Plain,
+    };
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -127,7 +165,7 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
 
     // Warm-up, then the baseline once pgvigil has let go of the warm-up sessions.
     let base_fds = fd_count(pid).unwrap_or(0);
-    let (warm, warm_err) = rt.block_on(open_many(port, WARMUP));
+    let (warm, warm_err) = rt.block_on(open_many(port, WARMUP, &leg));
     if let Some(e) = warm_err {
         bail!(
             "cannot log in through pgvigil: {e}\npgvigil's output:\n{}",
@@ -141,7 +179,7 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
 
     eprintln!("idle: opening {n} connections through pgvigil (pid {pid}, RSS {rss_before} KiB)");
     let started = Instant::now();
-    let (conns, err) = rt.block_on(open_many(port, n));
+    let (conns, err) = rt.block_on(open_many(port, n, &leg));
     let connect_secs = started.elapsed().as_secs_f64();
     check_interrupted()?;
     proxy.check_alive()?;
@@ -183,7 +221,7 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
         if cycle == cycles {
             break;
         }
-        let (again, err) = rt.block_on(open_many(port, opened));
+        let (again, err) = rt.block_on(open_many(port, opened, &leg));
         check_interrupted()?;
         if let Some(e) = err {
             eprintln!(
@@ -205,6 +243,7 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
     drop(proxy);
     drop(cluster);
     Ok(IdleReport {
+        legs,
         requested,
         opened,
         limited_by,
@@ -225,118 +264,6 @@ pub fn run(bin: &Path, requested: usize, cycles: u32, fd_limit: u64) -> Result<I
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// Opens up to `n` authenticated connections, `CONCURRENCY` logins at a time; stops at
-/// the first failure (or Ctrl-C) and returns what it has plus that error.
-async fn open_many(port: u16, n: usize) -> (Vec<TcpStream>, Option<String>) {
-    let mut open = Vec::with_capacity(n);
-    let mut tasks = JoinSet::new();
-    let mut issued = 0;
-    let mut first_err = None;
-    loop {
-        while first_err.is_none() && issued < n && tasks.len() < CONCURRENCY {
-            if procs::interrupted() {
-                first_err = Some("interrupted".to_owned());
-                break;
-            }
-            issued += 1;
-            tasks.spawn(async move {
-                match tokio::time::timeout(LOGIN_TIMEOUT, login(port)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(format!("login timed out after {LOGIN_TIMEOUT:?}")),
-                }
-            });
-        }
-        let Some(joined) = tasks.join_next().await else {
-            break;
-        };
-        match joined {
-            Ok(Ok(stream)) => open.push(stream),
-            Ok(Err(e)) => {
-                first_err.get_or_insert(e);
-            }
-            Err(e) => {
-                first_err.get_or_insert(format!("login task failed: {e}"));
-            }
-        }
-    }
-    (open, first_err)
-}
-
-/// Startup + cleartext password exchange as `app_user` on `app`, up to ReadyForQuery.
-async fn login(port: u16) -> std::result::Result<TcpStream, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect to pgvigil: {e}"))?;
-    s.write_all(&startup_message(APP_USER, "app"))
-        .await
-        .map_err(|e| format!("send startup: {e}"))?;
-    loop {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head)
-            .await
-            .map_err(|e| format!("read reply: {e}"))?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if !(4..=1 << 20).contains(&len) {
-            return Err(format!("bad message length {len}"));
-        }
-        let mut body = vec![0u8; len - 4];
-        s.read_exact(&mut body)
-            .await
-            .map_err(|e| format!("read reply: {e}"))?;
-        match head[0] {
-            b'R' => match body
-                .get(..4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            {
-                Some(0) => {}
-                Some(3) => {
-                    let mut msg = vec![b'p'];
-                    msg.extend_from_slice(&((4 + APP_PASSWORD.len() + 1) as u32).to_be_bytes());
-                    msg.extend_from_slice(APP_PASSWORD.as_bytes());
-                    msg.push(0);
-                    s.write_all(&msg)
-                        .await
-                        .map_err(|e| format!("send password: {e}"))?;
-                }
-                other => return Err(format!("unsupported authentication request {other:?}")),
-            },
-            b'E' => return Err(format!("server error: {}", error_text(&body))),
-            b'Z' => return Ok(s),
-            _ => {} // ParameterStatus, BackendKeyData, NoticeResponse
-        }
-    }
-}
-
-/// A protocol 3.0 StartupMessage.
-fn startup_message(user: &str, database: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196_608u32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", database)] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    msg
-}
-
-/// SQLSTATE and message of an ErrorResponse body.
-fn error_text(body: &[u8]) -> String {
-    let mut code = String::new();
-    let mut message = String::new();
-    for field in body.split(|b| *b == 0) {
-        match field.split_first() {
-            Some((b'C', v)) => code = String::from_utf8_lossy(v).into_owned(),
-            Some((b'M', v)) => message = String::from_utf8_lossy(v).into_owned(),
-            _ => {}
-        }
-    }
-    format!("{code} {message}")
 }
 
 /// A `Vm*:` field of /proc/PID/status in KiB.
@@ -404,22 +331,6 @@ fn settled_rss(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn startup_message_layout() {
-        let m = startup_message("u", "d");
-        assert_eq!(&m[..4], &(m.len() as u32).to_be_bytes());
-        assert_eq!(&m[4..8], &196_608u32.to_be_bytes());
-        assert_eq!(&m[8..], b"user\0u\0database\0d\0\0");
-    }
-
-    #[test]
-    fn error_fields() {
-        assert_eq!(
-            error_text(b"SFATAL\0C53300\0Mtoo many\0\0"),
-            "53300 too many"
-        );
-    }
 
     #[test]
     fn reads_own_status() {

@@ -20,6 +20,7 @@
 
 mod bench;
 mod idle;
+mod idle_client;
 mod procs;
 mod report;
 mod targets;
@@ -134,17 +135,22 @@ fn run(cli: &Cli) -> Result<bool> {
         (records, summary)
     };
 
-    let idle_report: Option<IdleReport> = if cli.idle > 0 {
-        procs::check_interrupted()?;
-        eprintln!("\n== idle connections: {} through pgvigil ==", cli.idle);
-        let r = idle::run(&bin, cli.idle, cli.idle_cycles, fd_limit)?;
-        problems.extend(r.pgvigil_log_problems.iter().cloned());
-        println!();
-        print!("{}", report::idle_text(&r));
-        Some(r)
-    } else {
-        None
-    };
+    let mut idle_reports: Vec<IdleReport> = Vec::new();
+    if cli.idle > 0 {
+        for legs in idle::Legs::ALL {
+            procs::check_interrupted()?;
+            eprintln!(
+                "\n== idle connections: {} through pgvigil, {} ==",
+                cli.idle,
+                legs.name()
+            );
+            let r = idle::run(&bin, cli.idle, cli.idle_cycles, fd_limit, legs)?;
+            problems.extend(r.pgvigil_log_problems.iter().cloned());
+            println!();
+            print!("{}", report::idle_text(&r));
+            idle_reports.push(r);
+        }
+    }
 
     for r in records.iter().filter(|r| r.error.is_some()) {
         problems.push(format!(
@@ -169,7 +175,7 @@ fn run(cli: &Cli) -> Result<bool> {
             meta,
             runs: &records,
             summary: &summary,
-            idle: idle_report.as_ref(),
+            idle: &idle_reports,
             problems: &problems,
         },
     )?;

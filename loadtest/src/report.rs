@@ -199,8 +199,9 @@ pub fn ratio_overview(rows: &[SummaryRow]) -> String {
 /// The idle-connection result as text.
 pub fn idle_text(r: &IdleReport) -> String {
     let mut out = format!(
-        "idle connections through pgvigil: {} open (requested {})\n\
+        "idle connections through pgvigil, {}: {} open (requested {})\n\
          \x20 pgvigil VmRSS before {} KiB, with {} idle {} KiB: +{} KiB total, {:.1} KiB per connection\n",
+        r.legs.name(),
         r.opened,
         r.requested,
         r.rss_before_kib,
@@ -289,7 +290,7 @@ pub struct Results<'a> {
     /// The table.
     pub summary: &'a [SummaryRow],
     /// The memory phase, when run.
-    pub idle: Option<&'a IdleReport>,
+    pub idle: &'a [IdleReport],
     /// Problems noticed (failed runs, pgvigil warnings).
     pub problems: &'a [String],
 }

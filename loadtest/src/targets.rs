@@ -98,6 +98,11 @@ impl Pgvigil {
         self.guard.pid()
     }
 
+    /// The CA that signed pgvigil's server certificate.
+    pub fn ca_cert(&self) -> std::path::PathBuf {
+        self._dir.path().join("certs").join("ca.crt")
+    }
+
     /// pgvigil's output so far (its stderr log).
     pub fn log(&self) -> String {
         self.guard.log_text()

@@ -303,6 +303,8 @@ fn pgbench_setup_is_noise() {
         .args(["-n", "-S", "-t", "5", "-c", "1", "-h", "127.0.0.1"])
         .args(["-p", &proxy.port.to_string(), "-U", "postgres", "app"])
         .env("PGAPPNAME", "noise_pgbench")
+        // Trusted by the server; pgvigil asks every client for one all the same.
+        .env("PGPASSWORD", "unused")
         .env("PGSSLMODE", "disable")
         .output()
         .expect("pgbench");

@@ -194,7 +194,7 @@ fn a_hoarding_address_cannot_starve_other_addresses() {
         },
     );
     let mut established = raw_login(proxy.port, "trust_user", "x", "postgres");
-    // 1,000 silent sockets from one address: max_startup_per_addr (32) get in and wait,
+    // 1,000 silent sockets from one address: max_startup_per_addr (64) get in and wait,
     // the rest are refused at once with 53300.
     let hoard: Vec<TcpStream> = (0..1000)
         .filter_map(|_| connect_from([127, 0, 0, 7], proxy.port).ok())

@@ -265,10 +265,10 @@ fn default_max_client_conn() -> usize {
     1000
 }
 fn default_max_startup_conn() -> usize {
-    256
+    512
 }
 fn default_max_startup_per_addr() -> usize {
-    32
+    64
 }
 fn default_first_byte_timeout() -> Duration {
     Duration::from_secs(3)

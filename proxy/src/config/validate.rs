@@ -334,4 +334,35 @@ mod tests {
         );
         assert!(e.contains("line 2"), "{e}");
     }
+
+    #[test]
+    fn proxy_protocol_needs_trusted_balancers() {
+        let e = errors("[listen]\nproxy_protocol = true\n[listen.tls]\nmode = \"disable\"\n");
+        assert!(
+            e.contains("line 2: listen.proxy_protocol") && e.contains("proxy_trusted"),
+            "{e}"
+        );
+        let e = errors(
+            "[listen]\nproxy_trusted = [\"10.0.0.0/8\"]\n[listen.tls]\nmode = \"disable\"\n",
+        );
+        assert!(e.contains("listen.proxy_trusted: has no effect"), "{e}");
+        let e = errors("[listen]\nproxy_protocol = true\nproxy_trusted = [\"10.0.0.0/33\"]\n[listen.tls]\nmode = \"disable\"\n");
+        assert!(
+            e.contains("line 3"),
+            "a bad CIDR is reported with its line: {e}"
+        );
+        assert_eq!(
+            errors("[listen]\nproxy_protocol = true\nproxy_trusted = [\"10.0.0.0/8\", \"fd00::/8\"]\n[listen.tls]\nmode = \"disable\"\n"),
+            ""
+        );
+        let e = errors("[listen]\nmax_startup_per_addr = 0\n[upstream]\nmax_auth_conn = 0\n[listen.tls]\nmode = \"disable\"\n");
+        assert!(
+            e.contains("listen.max_startup_per_addr: must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("upstream.max_auth_conn: must be at least 1"),
+            "{e}"
+        );
+    }
 }
