@@ -1,7 +1,7 @@
 //! The `pgvigil` command: `run`, `check`, `certs`, `demo`, `classify`.
 
 use clap::{Parser, Subcommand};
-use pgvigil::audit::AuditWriter;
+use pgvigil::audit::{AuditWriter, WriterOptions};
 use pgvigil::detect::Detector;
 use pgvigil::frontend::{listener, Shared};
 use pgvigil::sinks::deliver::Alerting;
@@ -269,9 +269,12 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
     let detector = Arc::new(Detector::new(&config, findings_tx));
     let audit_log = resolve(&path, &config.file.audit.log);
     let (sink, writer) = AuditWriter::start(
-        &audit_log,
-        config.file.audit.queue_capacity,
-        config.file.audit.format,
+        WriterOptions {
+            log: &audit_log,
+            capacity: config.file.audit.queue_capacity,
+            format: config.file.audit.format,
+            durability: config.file.audit.durability,
+        },
         metrics.clone(),
         detector.clone(),
     )
@@ -309,9 +312,12 @@ fn resolve(config_path: &std::path::Path, log: &str) -> String {
     }
 }
 
-/// SIGTERM/SIGINT stop; SIGHUP reloads the config (the running one stays if the new one is
-/// invalid; the listen address and the audit writer's file, format and queue are fixed
-/// until restart). New sessions use the new snapshot; running sessions keep theirs.
+/// Every signal a process manager sends is handled on purpose: SIGTERM, SIGINT and SIGQUIT
+/// stop (draining sessions); SIGHUP reloads the config (the running one stays if the new
+/// one is invalid; the listen address and the audit writer's file, format and queue are
+/// fixed until restart) and reopens the audit log; SIGUSR1 reopens the audit log (what
+/// logrotate sends after moving it); SIGUSR2 is logged and ignored. New sessions use the
+/// new snapshot; running sessions keep theirs.
 async fn signals(
     shared: Arc<Shared>,
     path: PathBuf,
@@ -319,10 +325,13 @@ async fn signals(
     alerting: Arc<Alerting>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
@@ -331,6 +340,9 @@ async fn signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = quit.recv() => break,
+            _ = usr1.recv() => shared.audit.reopen().await,
+            _ = usr2.recv() => tracing::info!("SIGUSR2 ignored (SIGHUP reloads, SIGUSR1 reopens the audit log)"),
             _ = hup.recv() => match pgvigil::config::load(&path).map_err(|e| e.to_string()).and_then(|new| {
                 // Everything that can fail is built before anything is swapped.
                 Alerting::prepare(&new)
@@ -353,6 +365,7 @@ async fn signals(
                     if n.alerts.outbox_dir != o.alerts.outbox_dir {
                         tracing::warn!("alerts.outbox_dir changes take effect at restart");
                     }
+                    shared.audit.reopen().await;
                     shared.audit.detector().reload(&new);
                     alerting.install(channels);
                     let rules = new.rules.len();

@@ -504,6 +504,9 @@ fn reload_changes_audit_settings_for_new_sessions_and_keeps_them_on_a_bad_file()
     assert_healthy(&mut proxy);
 }
 
+const DROPPED: &str = "pgvigil_audit_events_total{result=\"dropped\"}";
+const WRITTEN: &str = "pgvigil_audit_events_total{result=\"written\"}";
+
 #[test]
 fn backpressure_drop_counts_and_wait_loses_nothing() {
     let many: String = (0..3000).map(|i| format!("select {i};")).collect();
@@ -514,17 +517,21 @@ fn backpressure_drop_counts_and_wait_loses_nothing() {
         let (ok, _, err) = psql(&conninfo(&proxy, "app_user", "app_pass", app), &many);
         assert!(ok, "{err}");
         if policy == "drop" {
-            metric_at_least(&proxy, "pgvigil_audit_dropped_total", 1.0);
+            metric_at_least(&proxy, DROPPED, 1.0);
             // Every event is written or counted as dropped (the writer may still be busy
-            // with the last few when the drop counter first moves).
+            // with the last few when the drop counter first moves), and the written
+            // counter is the lines in the file.
             wait_until("written + dropped = 3000", Duration::from_secs(10), || {
                 let written = statements(&proxy, app).len() as f64;
-                written + proxy.metric("pgvigil_audit_dropped_total") == 3000.0
+                written + proxy.metric(DROPPED) == 3000.0
+            });
+            wait_until("written counter = lines", Duration::from_secs(10), || {
+                proxy.metric(WRITTEN) == proxy.audit_events().len() as f64
             });
         } else {
             let ev = wait_statements(&proxy, app, 3000);
             assert_eq!(ev.len(), 3000);
-            assert_eq!(proxy.metric("pgvigil_audit_dropped_total"), 0.0);
+            assert_eq!(proxy.metric(DROPPED), 0.0);
         }
     }
 }

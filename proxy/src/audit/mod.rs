@@ -5,12 +5,14 @@
 //! - `tracker`: one session's protocol conversation turned into statement events, each with
 //!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
 //!   `roles`: the effective role.
-//! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them,
-//!   flushing each batch and fsyncing at least once a second and at shutdown. The queue is
+//! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them and
+//!   commits them in groups, releasing sessions as `[audit] durability` asks. The queue is
 //!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
-//!   drops statement events and counts them): no event is silently lost.
+//!   drops statement events and counts them): no event is silently lost. `logfile`: the
+//!   file itself, never left with a torn line, reopened for logrotate.
 
 mod event;
+mod logfile;
 mod messages;
 mod pgaudit;
 mod roles;
@@ -23,7 +25,7 @@ pub use event::{
 };
 pub use statement::{Outcome, StatementEvent};
 pub use tracker::Tracker;
-pub use writer::{AuditSink, AuditWriter};
+pub use writer::{AuditSink, AuditWriter, Durable, WriterOptions};
 
 /// Errors of the audit layer.
 #[derive(Debug, thiserror::Error)]

@@ -3,28 +3,61 @@
 //! A thread rather than a task because file writes and fsync block; keeping them off the
 //! runtime keeps them off every session's latency. Serialisation happens on the writer
 //! thread too, so a session pays for one channel send per event.
+//!
+//! Durability (`[audit] durability`) decides when a session may pass a statement's result
+//! on to its client: once the event is queued (`queued`), written to the file (`written`:
+//! survives a kill of pgvigil), or written and fsynced (`synced`: survives power loss). The
+//! writer commits in groups: it takes whatever has queued, writes it in one call (and syncs
+//! once), then releases every session waiting on that batch.
+//!
+//! Every event is counted once, as `written`, `failed` (its write failed; the file is cut
+//! back so no line is torn) or `dropped` (`on_backpressure = "drop"` with a full queue).
 
+use super::logfile::LogFile;
 use super::{AuditError, AuditEvent};
-use crate::config::{AuditFormat, Backpressure};
+use crate::config::{AuditFormat, Backpressure, Durability};
 use crate::detect::Detector;
 use crate::metrics::Metrics;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-/// How often written events are forced to disk.
+/// How often written events are forced to disk (with `written` and `queued`).
 const FSYNC_EVERY: Duration = Duration::from_secs(1);
 /// Events taken from the queue per write.
 const BATCH: usize = 1024;
 
+/// What the queue carries.
+enum Item {
+    /// An event, and whom to tell once it is as durable as configured.
+    Event {
+        event: AuditEvent,
+        ack: Option<oneshot::Sender<()>>,
+    },
+    /// Open the log file again (SIGUSR1, SIGHUP: logrotate moved it).
+    Reopen,
+}
+
+/// Resolves once the events it was handed with are as durable as `[audit] durability`
+/// asks (at once with `queued`).
+pub struct Durable(Option<oneshot::Receiver<()>>);
+
+impl Durable {
+    /// Waits. A writer that stopped releases the wait (its loss is counted and logged).
+    pub async fn wait(self) {
+        if let Some(rx) = self.0 {
+            let _ = rx.await;
+        }
+    }
+}
+
 /// The sessions' handle: cheap to clone.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<Item>,
     metrics: Arc<Metrics>,
     detector: Arc<Detector>,
+    durability: Durability,
 }
 
 impl AuditSink {
@@ -32,11 +65,11 @@ impl AuditSink {
     /// lifecycle events always wait: they are few and a trail without them is unreadable.
     pub async fn emit(&self, event: AuditEvent) {
         self.detector.observe(&event, event.session().service);
-        self.queue(event).await
+        self.queue(event, None).await
     }
 
-    async fn queue(&self, event: AuditEvent) {
-        if self.tx.send(event).await.is_err() {
+    async fn queue(&self, event: AuditEvent, ack: Option<oneshot::Sender<()>>) {
+        if self.tx.send(Item::Event { event, ack }).await.is_err() {
             self.writer_gone();
         }
     }
@@ -46,6 +79,37 @@ impl AuditSink {
     /// Statements that are not logged (`StatementEvent::logged`) only meet the
     /// detector.
     pub async fn emit_statement(&self, event: AuditEvent, policy: Backpressure) {
+        self.queue_statement(event, policy, None).await;
+    }
+
+    /// Queues a session's completed statement events (in order) and returns what to wait
+    /// on before their results may reach the client: the last one's durability stands for
+    /// all, as one writer writes them in queue order.
+    pub async fn emit_statements(&self, events: Vec<AuditEvent>, policy: Backpressure) -> Durable {
+        let mut rx = None;
+        let last_logged = events.iter().rposition(|e| match e {
+            AuditEvent::Statement { statement, .. } => statement.logged,
+            _ => true,
+        });
+        for (i, e) in events.into_iter().enumerate() {
+            let ack = if Some(i) == last_logged && self.durability != Durability::Queued {
+                let (tx, r) = oneshot::channel();
+                rx = Some(r);
+                Some(tx)
+            } else {
+                None
+            };
+            self.queue_statement(e, policy, ack).await;
+        }
+        Durable(rx)
+    }
+
+    async fn queue_statement(
+        &self,
+        event: AuditEvent,
+        policy: Backpressure,
+        ack: Option<oneshot::Sender<()>>,
+    ) {
         self.detector.observe(&event, event.session().service);
         if let AuditEvent::Statement { statement, .. } = &event {
             if !statement.logged {
@@ -53,18 +117,26 @@ impl AuditSink {
             }
         }
         match policy {
-            Backpressure::Wait => self.queue(event).await,
-            Backpressure::Drop => match self.tx.try_send(event) {
+            Backpressure::Wait => self.queue(event, ack).await,
+            Backpressure::Drop => match self.tx.try_send(Item::Event { event, ack }) {
                 Ok(()) => {}
+                // The dropped event's ack goes with it: the session does not wait for it.
                 Err(mpsc::error::TrySendError::Full(_)) => self.metrics.audit_dropped.increment(1),
                 Err(mpsc::error::TrySendError::Closed(_)) => self.writer_gone(),
             },
         }
     }
 
+    /// Asks the writer to open the log file again (after logrotate moved it).
+    pub async fn reopen(&self) {
+        if self.tx.send(Item::Reopen).await.is_err() {
+            self.writer_gone();
+        }
+    }
+
     fn writer_gone(&self) {
         // Only possible after the writer died; it has logged why.
-        self.metrics.audit_write_errors.increment(1);
+        self.metrics.audit_failed.increment(1);
         tracing::error!("audit writer has stopped; event not written");
     }
 
@@ -84,63 +156,36 @@ pub struct AuditWriter {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-enum Out {
-    File(File),
-    Stdout,
-}
-
-impl Out {
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Out::File(f) => f.write_all(buf),
-            Out::Stdout => {
-                let mut s = std::io::stdout().lock();
-                s.write_all(buf)?;
-                s.flush()
-            }
-        }
-    }
-    fn sync(&mut self) -> std::io::Result<()> {
-        match self {
-            Out::File(f) => f.sync_data(),
-            Out::Stdout => Ok(()),
-        }
-    }
+/// How the writer writes.
+pub struct WriterOptions<'a> {
+    /// The file ("-" for standard output).
+    pub log: &'a str,
+    pub capacity: usize,
+    pub format: AuditFormat,
+    pub durability: Durability,
 }
 
 impl AuditWriter {
-    /// Opens `log` ("-" for standard output) for appending and starts the writer thread.
+    /// Opens the log for appending and starts the writer thread.
     pub fn start(
-        log: &str,
-        capacity: usize,
-        format: AuditFormat,
+        opts: WriterOptions<'_>,
         metrics: Arc<Metrics>,
         detector: Arc<Detector>,
     ) -> Result<(AuditSink, AuditWriter), AuditError> {
-        let out = if log == "-" {
-            Out::Stdout
-        } else {
-            let mut opts = OpenOptions::new();
-            opts.create(true).append(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o640);
-            }
-            Out::File(opts.open(log).map_err(|source| AuditError::Open {
-                path: log.to_string(),
-                source,
-            })?)
-        };
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let out = LogFile::open(opts.log).map_err(|source| AuditError::Open {
+            path: opts.log.to_string(),
+            source,
+        })?;
+        let (tx, rx) = mpsc::channel(opts.capacity.max(1));
+        let (format, durability) = (opts.format, opts.durability);
         let thread = std::thread::Builder::new()
             .name("pgvigil-audit".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || run(rx, out, format, metrics)
+                move || run(rx, out, format, durability, metrics)
             })
             .map_err(|source| AuditError::Open {
-                path: log.to_string(),
+                path: opts.log.to_string(),
                 source,
             })?;
         Ok((
@@ -148,6 +193,7 @@ impl AuditWriter {
                 tx,
                 metrics,
                 detector,
+                durability,
             },
             AuditWriter {
                 thread: Some(thread),
@@ -166,55 +212,82 @@ impl AuditWriter {
     }
 }
 
+/// One group commit in the making.
+struct Batch {
+    buf: Vec<u8>,
+    events: u64,
+    acks: Vec<oneshot::Sender<()>>,
+}
+
 fn run(
-    mut rx: mpsc::Receiver<AuditEvent>,
-    mut out: Out,
+    mut rx: mpsc::Receiver<Item>,
+    mut out: LogFile,
     format: AuditFormat,
+    durability: Durability,
     metrics: Arc<Metrics>,
 ) {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch {
+        buf: Vec::with_capacity(64 * 1024),
+        events: 0,
+        acks: Vec::new(),
+    };
+    let mut items = Vec::with_capacity(BATCH);
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
-        // Wait for the next event, but wake up to honour the fsync interval.
+        // Wait for the next item, but wake up to honour the fsync interval.
         let first = if dirty {
-            let deadline = last_sync + FSYNC_EVERY;
-            match recv_until(&mut rx, deadline) {
-                Recv::Event(e) => Some(e),
+            match recv_until(&mut rx, last_sync + FSYNC_EVERY) {
+                Recv::Item(i) => Some(i),
                 Recv::Timeout => None,
                 Recv::Closed => break,
             }
         } else {
             match rx.blocking_recv() {
-                Some(e) => Some(e),
+                Some(i) => Some(i),
                 None => break,
             }
         };
-        if let Some(e) = first {
-            batch.push(e);
-            while batch.len() < BATCH {
+        if let Some(i) = first {
+            items.push(i);
+            while items.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(e) => batch.push(e),
+                    Ok(i) => items.push(i),
                     Err(_) => break,
                 }
             }
             metrics.audit_queue_depth.set(rx.len() as f64);
-            buf.clear();
-            for e in batch.drain(..) {
-                let written = match format {
-                    AuditFormat::Json => e.write_json(&mut buf),
-                    AuditFormat::Pgaudit => super::pgaudit::write(&e, &mut buf),
-                };
-                if let Err(err) = written {
-                    metrics.audit_write_errors.increment(1);
-                    tracing::error!(error = %err, "cannot serialise an audit event");
-                } else {
-                    metrics.audit_events.increment(1);
+            for item in items.drain(..) {
+                match item {
+                    Item::Event { event, ack } => {
+                        let mark = batch.buf.len();
+                        let written = match format {
+                            AuditFormat::Json => event.write_json(&mut batch.buf),
+                            AuditFormat::Pgaudit => super::pgaudit::write(&event, &mut batch.buf),
+                        };
+                        if let Err(err) = written {
+                            batch.buf.truncate(mark);
+                            metrics.audit_failed.increment(1);
+                            tracing::error!(error = %err, "cannot serialise an audit event");
+                        } else {
+                            batch.events += 1;
+                        }
+                        batch.acks.extend(ack);
+                    }
+                    Item::Reopen => {
+                        // What came before the request belongs in the old file.
+                        commit(&mut out, &mut batch, durability, &metrics);
+                        match out.reopen() {
+                            Ok(()) => tracing::info!("audit log reopened"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot reopen the audit log; writing on to the old file")
+                            }
+                        }
+                    }
                 }
             }
-            write_or_report(&mut out, &buf, &metrics);
-            dirty = true;
+            commit(&mut out, &mut batch, durability, &metrics);
+            dirty = durability != Durability::Synced;
         }
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {
             sync_or_report(&mut out, &metrics);
@@ -222,22 +295,48 @@ fn run(
             dirty = false;
         }
     }
-    if dirty {
-        sync_or_report(&mut out, &metrics);
+    commit(&mut out, &mut batch, durability, &metrics);
+    sync_or_report(&mut out, &metrics);
+}
+
+/// Writes the batch in one call (and syncs it with `synced`), counts its events, and
+/// releases the sessions waiting on it. A failed write is cut back out of the file; its
+/// events are counted as failed and their sessions released all the same (the loss is
+/// counted and logged, and a session must not hang on a broken disk).
+fn commit(out: &mut LogFile, batch: &mut Batch, durability: Durability, metrics: &Metrics) {
+    if !batch.buf.is_empty() {
+        match out.append(&batch.buf) {
+            Ok(()) => {
+                if durability == Durability::Synced {
+                    sync_or_report(out, metrics);
+                }
+                metrics.audit_written.increment(batch.events);
+            }
+            Err(e) => {
+                metrics.audit_write_errors.increment(1);
+                metrics.audit_failed.increment(batch.events);
+                tracing::error!(error = %e, events = batch.events, "audit log write failed; events lost");
+            }
+        }
+    }
+    batch.buf.clear();
+    batch.events = 0;
+    for ack in batch.acks.drain(..) {
+        let _ = ack.send(());
     }
 }
 
 enum Recv {
-    Event(AuditEvent),
+    Item(Item),
     Timeout,
     Closed,
 }
 
 /// A blocking receive with a deadline, without a runtime: poll, then nap briefly.
-fn recv_until(rx: &mut mpsc::Receiver<AuditEvent>, deadline: Instant) -> Recv {
+fn recv_until(rx: &mut mpsc::Receiver<Item>, deadline: Instant) -> Recv {
     loop {
         match rx.try_recv() {
-            Ok(e) => return Recv::Event(e),
+            Ok(i) => return Recv::Item(i),
             Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
             Err(mpsc::error::TryRecvError::Empty) => {}
         }
@@ -249,14 +348,7 @@ fn recv_until(rx: &mut mpsc::Receiver<AuditEvent>, deadline: Instant) -> Recv {
     }
 }
 
-fn write_or_report(out: &mut Out, buf: &[u8], metrics: &Metrics) {
-    if let Err(e) = out.write_all(buf) {
-        metrics.audit_write_errors.increment(1);
-        tracing::error!(error = %e, bytes = buf.len(), "audit log write failed");
-    }
-}
-
-fn sync_or_report(out: &mut Out, metrics: &Metrics) {
+fn sync_or_report(out: &mut LogFile, metrics: &Metrics) {
     if let Err(e) = out.sync() {
         metrics.audit_write_errors.increment(1);
         tracing::error!(error = %e, "audit log fsync failed");

@@ -204,6 +204,10 @@ pub struct Audit {
     /// What a session does when the queue is full: `wait` (nothing lost) or `drop`.
     #[serde(default)]
     pub on_backpressure: Backpressure,
+    /// When a statement's result may reach the client: once its event is `queued`,
+    /// `written` to the file, or `synced` to disk.
+    #[serde(default)]
+    pub durability: Durability,
     /// Users whose statements are counted but not written (exact names and `*` globs).
     #[serde(default)]
     pub service_accounts: Vec<String>,
@@ -239,6 +243,20 @@ pub enum AuditFormat {
     Pgaudit,
 }
 
+/// `[audit] durability`: what must have happened to a statement's event before the client
+/// sees the statement's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// In the writer's queue (lost if pgvigil is killed before the writer gets to it).
+    Queued,
+    /// Written to the file (survives a kill of pgvigil; the kernel has it).
+    #[default]
+    Written,
+    /// Written and fsynced (survives a power loss).
+    Synced,
+}
+
 /// `[audit] on_backpressure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -246,7 +264,7 @@ pub enum Backpressure {
     /// The session waits for room: nothing is lost, the client is slowed down.
     #[default]
     Wait,
-    /// The event is dropped and counted in `pgvigil_audit_dropped_total`.
+    /// The event is dropped and counted in `pgvigil_audit_events_total{result="dropped"}`.
     Drop,
 }
 
@@ -384,6 +402,7 @@ impl Default for Audit {
             queue_capacity: default_queue_capacity(),
             format: AuditFormat::default(),
             on_backpressure: Backpressure::default(),
+            durability: Durability::default(),
             service_accounts: Vec::new(),
             log_service_accounts: false,
             log_noise: false,

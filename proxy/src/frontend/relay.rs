@@ -229,12 +229,18 @@ pub struct Events<'a> {
 
 impl Events<'_> {
     /// Hands the tracker's finished events to the audit sink (waiting for room unless the
-    /// policy is to drop).
+    /// policy is to drop), then waits until they are as durable as `[audit] durability`
+    /// asks.
     async fn flush(&self) {
         let events = lock(self.tracker).take_events();
-        for e in events {
-            self.sink.emit_statement(e, self.backpressure).await;
+        if events.is_empty() {
+            return;
         }
+        self.sink
+            .emit_statements(events, self.backpressure)
+            .await
+            .wait()
+            .await;
     }
 }
 
@@ -307,9 +313,10 @@ where
         if let Err(e) = scanner.scan(&buf, observer) {
             return PumpEnd::ReadError(e);
         }
-        // Events are queued before the bytes go on: a client never sees the result of a
-        // statement whose audit event is not yet in the writer's queue. Only server replies
-        // complete statements, so the client direction has none to hand over.
+        // Events are handed over before the bytes go on: a client never sees the result of a
+        // statement whose audit event is not yet as durable as configured (queued, written
+        // or synced). Only server replies complete statements, so the client direction has
+        // none to hand over.
         if let Pace::Server(events) = &pace {
             events.flush().await;
             events.backlog.replies_seen();

@@ -96,9 +96,11 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub upstream_connect_seconds: Histogram,
     cancel: [Counter; 3],
-    pub audit_events: Counter,
-    pub audit_write_errors: Counter,
+    /// `pgvigil_audit_events_total{result}`: every event emitted is counted once.
+    pub audit_written: Counter,
+    pub audit_failed: Counter,
     pub audit_dropped: Counter,
+    pub audit_write_errors: Counter,
     pub audit_queue_depth: Gauge,
     /// Indexed by [`Metrics::statement`]: class × user kind × noise.
     statements: Vec<Counter>,
@@ -144,11 +146,13 @@ impl Metrics {
             "pgvigil_cancel_requests_total",
             "Cancel requests by outcome"
         );
-        describe_counter!("pgvigil_audit_events_total", "Audit events written");
-        describe_counter!("pgvigil_audit_write_errors_total", "Audit log write errors");
         describe_counter!(
-            "pgvigil_audit_dropped_total",
-            "Audit events dropped (backpressure = drop)"
+            "pgvigil_audit_events_total",
+            "Audit events by fate: written (lines in the file), failed (write failed), dropped (queue full, on_backpressure = drop)"
+        );
+        describe_counter!(
+            "pgvigil_audit_write_errors_total",
+            "Audit log write or fsync calls that failed"
         );
         describe_gauge!(
             "pgvigil_audit_queue_depth",
@@ -199,9 +203,10 @@ impl Metrics {
             upstream_connect_seconds: histogram!("pgvigil_upstream_connect_seconds"),
             cancel: ["forwarded", "unknown", "error"]
                 .map(|r| counter!("pgvigil_cancel_requests_total", "result" => r)),
-            audit_events: counter!("pgvigil_audit_events_total"),
+            audit_written: counter!("pgvigil_audit_events_total", "result" => "written"),
+            audit_failed: counter!("pgvigil_audit_events_total", "result" => "failed"),
+            audit_dropped: counter!("pgvigil_audit_events_total", "result" => "dropped"),
             audit_write_errors: counter!("pgvigil_audit_write_errors_total"),
-            audit_dropped: counter!("pgvigil_audit_dropped_total"),
             audit_queue_depth: gauge!("pgvigil_audit_queue_depth"),
         }
     }

@@ -52,6 +52,8 @@ pub struct ProxyOptions {
     pub extra: String,
     /// Extra keys for the `[audit]` table (e.g. `log_noise = true`).
     pub audit: String,
+    /// `[audit] log`, relative to the proxy's folder (or absolute).
+    pub audit_log: String,
 }
 
 impl Default for ProxyOptions {
@@ -70,6 +72,7 @@ impl Default for ProxyOptions {
             client_cert_user: "app_user",
             extra: String::new(),
             audit: String::new(),
+            audit_log: "audit.jsonl".into(),
         }
     }
 }
@@ -118,7 +121,7 @@ impl Proxy {
             let port = free_port();
             let metrics_port = free_port();
             let config_path = dir.path().join("pgvigil.toml");
-            let audit_path = dir.path().join("audit.jsonl");
+            let audit_path = dir.path().join(&opts.audit_log);
             let log_path = dir.path().join(format!("pgvigil-{attempt}.log"));
             let ca = upstream_ca
                 .map(|p| p.display().to_string())
@@ -151,7 +154,7 @@ connect_timeout = "5s"
 mode = "{auth}"
 
 [audit]
-log = "audit.jsonl"
+log = "{audit_log}"
 {audit}
 
 [metrics]
@@ -176,6 +179,7 @@ listen = "127.0.0.1:{metrics_port}"
                 auth = opts.auth_mode,
                 extra = opts.extra,
                 audit = opts.audit,
+                audit_log = opts.audit_log.clone(),
             );
             std::fs::write(&config_path, text).expect("write config");
             let mut child = spawn(&config_path, &log_path);
@@ -368,6 +372,15 @@ listen = "127.0.0.1:{metrics_port}"
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(child) = self.child.as_ref() {
+            unsafe {
+                libc::kill(child.id() as i32, sig);
+            }
+        }
     }
 
     /// Sends SIGHUP (reload the configuration).
