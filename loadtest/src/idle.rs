@@ -148,6 +148,7 @@ pub fn run(
             upstream_port: cluster.port(),
             upstream_ca: cluster.ca_cert().map(Path::to_path_buf),
             max_client_conn: n + 100,
+            durability: "written",
         },
     )
     .context("cannot start pgvigil for the idle-connection test")?;

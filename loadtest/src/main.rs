@@ -71,6 +71,9 @@ struct Cli {
     /// Skip the pgbench phase (only the idle-connection test).
     #[arg(long)]
     no_bench: bool,
+    /// pgvigil's `[audit] durability` for the pgbench phase: queued, written or synced.
+    #[arg(long, default_value = "written", value_parser = ["queued", "written", "synced"])]
+    durability: String,
     /// pgbench scale factor for `pgbench -i`.
     #[arg(long, default_value_t = 10)]
     scale: u32,
@@ -109,6 +112,7 @@ fn run(cli: &Cli) -> Result<bool> {
         "duration_secs": duration,
         "rounds": cli.rounds,
         "scale": cli.scale,
+        "durability": cli.durability,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "unix_time": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -282,6 +286,11 @@ fn bench_phase(
                 upstream_port: cluster.port(),
                 upstream_ca: ca.clone(),
                 max_client_conn: 1000,
+                durability: match cli.durability.as_str() {
+                    "queued" => "queued",
+                    "synced" => "synced",
+                    _ => "written",
+                },
             },
         )
         .with_context(|| format!("cannot start pgvigil ({} configuration)", security.name()))?;

@@ -39,6 +39,8 @@ pub struct PgvigilOptions {
     pub upstream_ca: Option<PathBuf>,
     /// `[listen] max_client_conn`.
     pub max_client_conn: usize,
+    /// `[audit] durability`: "queued", "written" or "synced".
+    pub durability: &'static str,
 }
 
 /// A running `pgvigil run --config FILE`.
@@ -153,6 +155,7 @@ mode = "password"
 
 [audit]
 log = "audit.jsonl"
+durability = "{durability}"
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
@@ -161,6 +164,7 @@ listen = "127.0.0.1:{metrics_port}"
         tls_mode = opts.tls_mode,
         upstream_port = opts.upstream_port,
         sslmode = opts.upstream_sslmode,
+        durability = opts.durability,
     )
 }
 
@@ -346,6 +350,7 @@ mod tests {
             upstream_port: 5432,
             upstream_ca: None,
             max_client_conn: 10,
+            durability: "written",
         };
         let text = pgvigil_config(&opts, 6432, 9187);
         let dir = tempfile::tempdir().expect("tempdir");

@@ -93,7 +93,15 @@ pub async fn complete(
             AuthRequest::Ok => return Ok(AuthOutcome::Ok { method }),
             AuthRequest::Cleartext => {
                 method = "password";
-                write(conn, &password_message(auth.password)).await?;
+                // The message holds the password: built in memory that is wiped once sent
+                // (sized up front, so never reallocated with a copy left behind).
+                let p = auth.password;
+                let mut msg = zeroize::Zeroizing::new(Vec::with_capacity(p.len() + 6));
+                msg.push(b'p');
+                msg.extend_from_slice(&(p.len().saturating_add(5) as u32).to_be_bytes());
+                msg.extend_from_slice(p);
+                msg.push(0);
+                write(conn, &msg).await?;
             }
             AuthRequest::Md5 { salt } => {
                 method = "md5";

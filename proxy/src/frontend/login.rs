@@ -16,10 +16,11 @@ use super::{FrontendError, Shared};
 use crate::backend::{self, AuthOutcome, Begin, ServerConn, UpstreamAuth};
 use crate::config::{AuthMode, ClientTlsMode, Config, SslMode, UpstreamTarget};
 use crate::tls::MaybeTls;
+use crate::wire::frame::SecretMessage;
 use crate::wire::frame::MAX_AUTH_MESSAGE;
 use crate::wire::messages::{
     auth_cleartext, auth_ok, auth_sasl, backend_key_data, negotiate_protocol_version,
-    parse_password, parse_sasl_initial, AuthRequest, ErrorFields,
+    parse_sasl_initial, password_of, AuthRequest, ErrorFields,
 };
 use crate::wire::startup::StartupMessage;
 use crate::wire::{FramedReader, Message, WireError};
@@ -27,7 +28,6 @@ use bytes::{Bytes, BytesMut};
 use std::net::IpAddr;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
-use zeroize::Zeroize;
 
 /// Largest message expected while the server finishes its startup (ParameterStatus etc.).
 const MAX_STARTUP_REPLY: usize = 64 * 1024;
@@ -122,17 +122,18 @@ async fn password_login(
         });
     }
     write(client, &auth_cleartext()).await?;
-    let msg = read_client(client, reader).await?;
+    let msg = read_secret(client, reader).await?;
     if msg.tag != b'p' {
         return Err(FrontendError::Unexpected(msg.tag as char));
     }
-    let parsed = parse_password(&msg.body).map(|b| b.to_vec());
-    scrub(msg);
-    let mut password =
-        parsed.map_err(|_| FrontendError::BadAuthMessage("invalid password packet"))?;
-    let result = authenticate_upstream(req, client, upstream_startup, &password).await;
-    password.zeroize();
-    result
+    // Both copies are wiped when dropped.
+    let password = zeroize::Zeroizing::new(
+        password_of(msg.body())
+            .ok_or(FrontendError::BadAuthMessage("invalid password packet"))?
+            .to_vec(),
+    );
+    drop(msg);
+    authenticate_upstream(req, client, upstream_startup, &password).await
 }
 
 /// Opens the server connection for a client whose password is in hand, and authenticates
@@ -330,12 +331,12 @@ async fn relay_client_message(
     reader: &mut FramedReader,
     server: &mut ServerConn,
 ) -> Result<(), FrontendError> {
-    let msg = read_client(client, reader).await?;
+    // A cleartext password in passthrough: wiped once forwarded.
+    let msg = read_secret(client, reader).await?;
     if msg.tag != b'p' {
         return Err(FrontendError::Unexpected(msg.tag as char));
     }
     write(&mut server.stream, &msg.raw).await?;
-    scrub(msg);
     Ok(())
 }
 
@@ -417,16 +418,25 @@ async fn read_client(
     })
 }
 
+/// Reads a message that may carry a password (see [`FramedReader::next_secret`]).
+async fn read_secret(
+    client: &mut MaybeTls,
+    reader: &mut FramedReader,
+) -> Result<SecretMessage, FrontendError> {
+    reader
+        .next_secret(client, MAX_AUTH_MESSAGE)
+        .await
+        .map_err(|e| {
+            if e.is_disconnect() {
+                FrontendError::ClientGone
+            } else {
+                FrontendError::Wire(e)
+            }
+        })
+}
+
 async fn write(s: &mut MaybeTls, bytes: &[u8]) -> Result<(), WireError> {
     s.write_all(bytes).await?;
     s.flush().await?;
     Ok(())
-}
-
-/// Overwrites a message that carried a secret, when we hold the only reference.
-fn scrub(msg: Message) {
-    drop(msg.body);
-    if let Ok(mut raw) = msg.raw.try_into_mut() {
-        raw.as_mut().zeroize();
-    }
 }

@@ -65,6 +65,20 @@ pub struct Message {
     pub raw: Bytes,
 }
 
+/// A message that carries a secret, in memory wiped on drop.
+pub struct SecretMessage {
+    pub tag: u8,
+    /// The whole frame (tag, length, body).
+    pub raw: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl SecretMessage {
+    /// The body, after tag and length.
+    pub fn body(&self) -> &[u8] {
+        self.raw.get(5..).unwrap_or_default()
+    }
+}
+
 /// Buffered reader of tagged messages for the authentication phase.
 pub struct FramedReader {
     buf: BytesMut,
@@ -104,6 +118,50 @@ impl FramedReader {
                 return Err(WireError::Eof);
             }
         }
+    }
+
+    /// Reads the next message when it carries a secret (a password, a SASL response): the
+    /// message is copied into memory that is wiped when dropped, and its bytes in the read
+    /// buffer are overwritten before they are given up, so no copy outlives its use. The
+    /// buffer is sized for the whole message before reading, so it is never reallocated
+    /// with part of a secret left behind in the old allocation.
+    pub async fn next_secret<S: AsyncRead + Unpin>(
+        &mut self,
+        s: &mut S,
+        max: usize,
+    ) -> Result<SecretMessage, WireError> {
+        if self.buf.capacity() - self.buf.len() < max {
+            self.buf.reserve(max);
+        }
+        loop {
+            if let Some(total) = self.complete(max)? {
+                let tag = self.buf[0];
+                let raw = zeroize::Zeroizing::new(self.buf[..total].to_vec());
+                zeroize::Zeroize::zeroize(&mut self.buf[..total]);
+                self.buf.advance(total);
+                return Ok(SecretMessage { tag, raw });
+            }
+            let n = s
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(WireError::from_read)?;
+            if n == 0 {
+                return Err(WireError::Eof);
+            }
+        }
+    }
+
+    /// The length of the complete message at the front of the buffer, if there is one.
+    fn complete(&mut self, max: usize) -> Result<Option<usize>, WireError> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        let len = [self.buf[1], self.buf[2], self.buf[3], self.buf[4]];
+        let body = body_len(len, max)?;
+        let total = body
+            .checked_add(5)
+            .ok_or(WireError::BadLength { len: body as u64 })?;
+        Ok((self.buf.len() >= total).then_some(total))
     }
 
     fn parse(&mut self, max: usize) -> Result<Option<Message>, WireError> {

@@ -207,6 +207,12 @@ impl ErrorFields {
     }
 }
 
+/// The content of a PasswordMessage held as a plain slice (so it can be wiped): the bytes
+/// up to the terminator, `None` without one.
+pub fn password_of(body: &[u8]) -> Option<&[u8]> {
+    body.iter().position(|&b| b == 0).map(|end| &body[..end])
+}
+
 /// The content of a PasswordMessage: bytes up to the terminator.
 pub fn parse_password(body: &Bytes) -> Result<Bytes, WireError> {
     let mut rest = body.clone();
