@@ -5,12 +5,16 @@
 //! `utility.rs` for DDL, GRANT and SET). Everything here is iterative and linear in the
 //! number of tokens. Tokens come from `lexed.rs`.
 
+pub mod commands;
+pub mod lexed;
+pub mod scan;
+pub mod utility;
+
 use super::facts;
-use super::lexed::{lex, Lexed, Tk};
 use super::noise::{self, Shape};
-use super::scan::{self, ScanOut};
-use super::utility;
 use super::{names, Class, Classification, Object, ParsePath, RoleChange};
+use lexed::{lex, Lexed, Tk};
+use scan::ScanOut;
 
 /// Classifies one statement from its tokens. Never fails: what nothing understands is
 /// MISC / UNKNOWN.
@@ -373,5 +377,4 @@ fn transaction(command: &str) -> Head {
 }
 
 #[cfg(test)]
-#[path = "tokens_tests.rs"]
 mod tests;

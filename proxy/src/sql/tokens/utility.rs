@@ -2,13 +2,13 @@
 //! maintenance commands, SET and RESET. Each reads the names at the positions the
 //! statement's grammar gives them; all loops advance and none recurse.
 
-use super::ast_parts;
 use super::commands::{self, Kind};
 use super::lexed::{Lexed, Tk};
-use super::noise::{self, Shape};
 use super::scan;
-use super::tokens::Head;
-use super::{names, Class, Object, RoleChange};
+use super::Head;
+use crate::sql::ast::parts as ast_parts;
+use crate::sql::noise::{self, Shape};
+use crate::sql::{names, Class, Object, RoleChange};
 
 /// The first token in `from..end` at parenthesis depth 0 that is one of `kws`.
 pub fn depth0(lx: &Lexed, from: usize, end: usize, kws: &[&str]) -> Option<usize> {

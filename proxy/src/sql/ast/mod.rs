@@ -5,17 +5,19 @@
 //! answer). Class and command follow pgAudit: the class from PostgreSQL's
 //! `GetCommandLogLevel` as pgAudit's `log_audit_event` sorts it, the command from
 //! `CreateCommandTag`. Where the product spec overrides pgAudit the override is noted
-//! beside the code (see also `commands.rs`).
+//! beside the code (see also `tokens/commands.rs`).
 
-use super::ast_parts::{
+pub mod parts;
+pub mod walk;
+
+use super::facts;
+use super::noise::{self, Shape};
+use super::tokens::lexed;
+use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
+use parts::{
     comment_kind, explain_analyze, grant_objects, ident_obj, name_parts, obj, objs, role_from_expr,
     role_name, setting_name,
 };
-use super::facts;
-use super::lexed;
-use super::noise::{self, Shape};
-use super::walk::{self, fold_ident, object_name, Facts};
-use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
 use sqlparser::ast::{
     CloseCursor, CopySource, DeclareType, DiscardObject, Expr, ObjectName, ObjectType, Reset,
     SchemaName, Set, SetExpr, SetSessionAuthorizationParamKind, Statement, Value,
@@ -23,6 +25,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
+use walk::{fold_ident, object_name, Facts};
 
 /// Above this many operator tokens the statement goes to the token path: long operator
 /// chains build left-deep ASTs whose drop recursion can exhaust a thread stack.
@@ -662,5 +665,4 @@ fn map_set(s: &Set) -> Option<Draft> {
 }
 
 #[cfg(test)]
-#[path = "ast_tests.rs"]
 mod tests;
