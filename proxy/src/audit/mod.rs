@@ -4,7 +4,8 @@
 //!   in pgAudit's line format.
 //! - `tracker`: one session's protocol conversation turned into statement events, each with
 //!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
-//!   `roles`: the effective role.
+//!   `roles`: the effective role; `registry`: the session's prepared statements, portals
+//!   and cursors by name.
 //! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them,
 //!   flushing each batch and fsyncing at least once a second and at shutdown. The queue is
 //!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
@@ -13,6 +14,7 @@
 mod event;
 mod messages;
 mod pgaudit;
+mod registry;
 mod roles;
 mod statement;
 mod tracker;

@@ -16,17 +16,22 @@
 //!
 //! Prepared statements are classified once, at Parse, and remembered by name; portals
 //! remember the statement they were bound to (and the parameters, with `log_parameters`).
+//! SQL-level PREPARE, DECLARE and their kin change those names when they succeed
+//! (`registry.rs`); an EXECUTE or FETCH is logged as what it runs.
+//!
+//! Noise is decided at completion: a statement that failed is never noise.
 
 use super::messages;
+use super::registry::{Portal, Registry};
 use super::roles::Roles;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
 use crate::metrics::Metrics;
-use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
+use crate::sql::{Class, Classification, NamedCommand, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -37,19 +42,6 @@ const CAPTURE_MIN: usize = 1024 * 1024;
 const NAMES_CAPTURE: usize = 4096;
 /// ErrorResponse fields worth keeping.
 const ERROR_CAPTURE: usize = 4096;
-/// Prepared statements and portals remembered per session. The server holds them too, so
-/// this only bounds what a client that never closes them can make the proxy keep.
-const MAX_NAMED: usize = 10_000;
-/// Text of named prepared statements remembered per session. Past it, new named
-/// statements are not remembered: their executions are still audited, as
-/// `<unknown prepared statement>` with class MISC / UNKNOWN, which a rule can flag.
-const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
-
-/// A portal created with Bind.
-struct Portal {
-    prepared: Option<Arc<Statement>>,
-    params: Option<Arc<[String]>>,
-}
 
 /// A client message still waiting for the server's reply.
 enum Pending {
@@ -71,6 +63,8 @@ enum Pending {
         id: u64,
         portal: Option<Arc<Portal>>,
         started: Instant,
+        /// The row limit (0: none); PortalSuspended means exactly this many rows came.
+        max_rows: u32,
     },
     Function {
         id: u64,
@@ -91,10 +85,8 @@ pub struct Tracker {
     detect_statements: bool,
     capture: usize,
     next_id: u64,
-    statements: HashMap<String, Arc<Statement>>,
-    /// Text bytes held in `statements`.
-    named_bytes: usize,
-    portals: HashMap<String, Arc<Portal>>,
+    /// Prepared statements, portals and cursors by name.
+    registry: Registry,
     queue: VecDeque<Pending>,
     ready: Vec<AuditEvent>,
     roles: Roles,
@@ -123,9 +115,7 @@ impl Tracker {
             detect_statements,
             capture,
             next_id: 1,
-            statements: HashMap::new(),
-            named_bytes: 0,
-            portals: HashMap::new(),
+            registry: Registry::default(),
             queue: VecDeque::new(),
             ready: Vec::new(),
             roles: Roles::default(),
@@ -180,12 +170,8 @@ impl Tracker {
             b'C' => {
                 let (kind, name) = messages::close(body);
                 match kind {
-                    b'S' => {
-                        if let Some(p) = self.statements.remove(&name) {
-                            self.named_bytes = self.named_bytes.saturating_sub(p.text.len());
-                        }
-                    }
-                    b'P' => drop(self.portals.remove(&name)),
+                    b'S' => self.registry.deallocate(Some(&name)),
+                    b'P' => self.registry.close_portal(&name),
                     _ => {}
                 }
                 self.push(Pending::Close);
@@ -301,14 +287,7 @@ impl Tracker {
             .classify_statement_with(sql.trim(), self.scs);
         self.count_classified(&prepared);
         let prepared = Arc::new(prepared);
-        let fits = self.statements.len() < MAX_NAMED
-            && self.named_bytes.saturating_add(prepared.text.len()) <= MAX_NAMED_BYTES;
-        if name.is_empty() || fits {
-            self.named_bytes = self.named_bytes.saturating_add(prepared.text.len());
-            if let Some(old) = self.statements.insert(name, prepared.clone()) {
-                self.named_bytes = self.named_bytes.saturating_sub(old.text.len());
-            }
-        }
+        self.registry.parse(name, prepared.clone());
         self.push(Pending::Parse(prepared));
     }
 
@@ -318,27 +297,20 @@ impl Tracker {
             .log_parameters
             .then_some(audit.log_parameter_max_bytes);
         let (portal, statement, params) = messages::bind(body, max);
-        let prepared = self.statements.get(&statement).cloned();
-        if portal.is_empty() || self.portals.len() < MAX_NAMED {
-            self.portals.insert(
-                portal,
-                Arc::new(Portal {
-                    prepared,
-                    params: params.map(Arc::from),
-                }),
-            );
-        }
+        self.registry
+            .bind(portal, &statement, params.map(Arc::from));
         self.push(Pending::Bind);
     }
 
     fn on_execute(&mut self, body: &[u8]) {
-        let name = messages::execute(body);
-        let portal = self.portals.get(&name).cloned();
+        let (name, max_rows) = messages::execute(body);
+        let portal = self.registry.portal(&name);
         let id = self.take_id();
         self.push(Pending::Execute {
             id,
             portal,
             started: Instant::now(),
+            max_rows,
         });
     }
 
@@ -408,12 +380,23 @@ impl Tracker {
                     id,
                     portal,
                     started,
+                    max_rows,
                 }) = self.queue.pop_front()
                 {
                     let (st, params) = portal_parts(portal.as_deref());
                     self.roles
                         .completed(tag_word, &st.class, self.session.user.as_deref());
-                    let fate = Fate::ok(rows, started);
+                    // No tag and not empty: PortalSuspended, after exactly max_rows rows.
+                    let suspended = tag.is_none() && !empty;
+                    let rows = if suspended {
+                        Some(u64::from(max_rows))
+                    } else {
+                        rows
+                    };
+                    let mut fate = Fate::ok(rows, started);
+                    fate.batch = portal
+                        .as_deref()
+                        .and_then(|p| p.batch(rows.unwrap_or(0), suspended));
                     self.finish(id, 1, st, "extended", params, fate);
                 }
             }
@@ -433,6 +416,7 @@ impl Tracker {
             error: Some(e.message.clone()),
             rows: None,
             started: Some(started),
+            batch: None,
         };
         match self.queue.front() {
             Some(Pending::Query { .. }) => {
@@ -478,6 +462,7 @@ impl Tracker {
                     id,
                     portal,
                     started,
+                    ..
                 } => {
                     let (st, params) = portal_parts(portal.as_deref());
                     let fate = match error.take() {
@@ -526,6 +511,7 @@ impl Tracker {
         }
         if status == b'I' {
             self.roles.idle();
+            self.registry.idle();
         }
     }
 
@@ -538,6 +524,7 @@ impl Tracker {
             error: Some("no reply: the session ended first".to_string()),
             rows: None,
             started,
+            batch: None,
         };
         while let Some(p) = self.queue.pop_front() {
             match p {
@@ -561,6 +548,7 @@ impl Tracker {
                     id,
                     portal,
                     started,
+                    ..
                 } => {
                     let (st, params) = portal_parts(portal.as_deref());
                     self.finish(id, 1, st, "extended", params, fate(Some(started)));
@@ -586,6 +574,10 @@ impl Tracker {
             .into_iter()
             .collect();
         let st = placeholder(&text, function_call_class());
+        let extra = Extra {
+            objects: extra,
+            ..Extra::default()
+        };
         self.emit(id, 1, st, extra, "function_call", None, fate);
     }
 
@@ -596,9 +588,58 @@ impl Tracker {
         st: Statement,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
-        fate: Fate,
+        mut fate: Fate,
     ) {
-        self.emit(id, sub, st, Vec::new(), protocol, params, fate);
+        let mut extra = Extra::default();
+        let st = self.named(st, &mut fate, &mut extra);
+        self.emit(id, sub, st, extra, protocol, params, fate);
+    }
+
+    /// Follows what a statement does to the session's named objects (when it succeeded)
+    /// and returns the statement to log: an EXECUTE as its prepared statement, a FETCH or
+    /// MOVE as its cursor's query (the text stays the statement's own; the other text goes
+    /// in `extra`).
+    fn named(&mut self, st: Statement, fate: &mut Fate, extra: &mut Extra) -> Statement {
+        let Some(named) = st.named.clone() else {
+            return st;
+        };
+        let ok = fate.outcome == Outcome::Ok;
+        let query = named.query.as_ref().map(|q| Arc::new(q.clone()));
+        match &named.command {
+            NamedCommand::Prepare { name, .. } if ok => {
+                if let Some(q) = query {
+                    self.registry.prepare(name.clone(), q);
+                }
+            }
+            NamedCommand::Execute { name } => {
+                if let Some(p) = self.registry.statement(name) {
+                    extra.prepared_statement = Some(p.text.clone());
+                    return runs(st, &p);
+                }
+            }
+            NamedCommand::Deallocate { name } if ok => self.registry.deallocate(name.as_deref()),
+            NamedCommand::Declare { name, hold, .. } if ok => {
+                self.registry.declare(name.clone(), *hold, query);
+            }
+            NamedCommand::Fetch { name, moves } => {
+                let query = if ok {
+                    let returned = if *moves { 0 } else { fate.rows.unwrap_or(0) };
+                    let f = self.registry.fetch(name, returned);
+                    fate.batch = Some((f.rows_before, f.rows_total));
+                    f.query
+                } else {
+                    self.registry.cursor_query(name)
+                };
+                if let Some(q) = query {
+                    extra.cursor_query = Some(q.text.clone());
+                    return runs(st, &q);
+                }
+            }
+            NamedCommand::Close { name } if ok => self.registry.close_cursor(name.as_deref()),
+            NamedCommand::DiscardAll if ok => self.registry.discard_all(),
+            _ => {}
+        }
+        st
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -607,17 +648,17 @@ impl Tracker {
         id: u64,
         sub: usize,
         st: Statement,
-        extra_objects: Vec<Object>,
+        extra: Extra,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
         let class = st.class;
-        self.metrics
-            .statement(class.class, self.service, class.noise);
+        // Tools' catalog queries do not fail; a failure is a human's, and worth a line.
+        let noise = class.noise && fate.outcome != Outcome::Error;
+        self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;
-        let logged =
-            (audit.log_service_accounts || !self.service) && (audit.log_noise || !class.noise);
+        let logged = (audit.log_service_accounts || !self.service) && (audit.log_noise || !noise);
         if !logged && !self.detect_statements {
             return;
         }
@@ -635,8 +676,11 @@ impl Tracker {
             statement_id: id,
             substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),
             class,
-            extra_objects,
+            extra_objects: extra.objects,
             statement: st.text,
+            prepared_statement: extra.prepared_statement,
+            cursor_query: extra.cursor_query,
+            noise,
             protocol,
             service: self.service,
             logged,
@@ -645,6 +689,8 @@ impl Tracker {
             sqlstate: fate.sqlstate,
             error,
             rows: fate.rows,
+            rows_total: fate.batch.map(|(_, total)| total),
+            rows_before: fate.batch.map_or(0, |(before, _)| before),
             duration_ms,
             parameters: params,
         };
@@ -675,6 +721,32 @@ struct Fate {
     error: Option<String>,
     rows: Option<u64>,
     started: Option<Instant>,
+    /// For a batch read through a cursor or portal: rows returned through it before this
+    /// statement, and including it.
+    batch: Option<(u64, u64)>,
+}
+
+/// What an event carries beyond its statement.
+#[derive(Default)]
+struct Extra {
+    /// Objects the classification did not know (FunctionCall's function oid).
+    objects: Vec<Object>,
+    /// The text an EXECUTE ran.
+    prepared_statement: Option<Arc<str>>,
+    /// The query of the cursor a FETCH or MOVE read.
+    cursor_query: Option<Arc<str>>,
+}
+
+/// A statement (EXECUTE, FETCH) logged as what it runs: its own text, the classification
+/// of `runs`.
+fn runs(st: Statement, runs: &Statement) -> Statement {
+    Statement {
+        text: st.text,
+        redacted: st.redacted || runs.redacted,
+        class: runs.class.clone(),
+        cache_hit: st.cache_hit,
+        named: None,
+    }
 }
 
 impl Fate {
@@ -685,6 +757,7 @@ impl Fate {
             error: None,
             rows,
             started: Some(started),
+            batch: None,
         }
     }
     fn skipped() -> Fate {
@@ -694,6 +767,7 @@ impl Fate {
             error: None,
             rows: None,
             started: None,
+            batch: None,
         }
     }
 }
@@ -705,10 +779,12 @@ fn portal_parts(portal: Option<&Portal>) -> (Statement, Option<Arc<[String]>>) {
         Some(Portal {
             prepared: Some(p),
             params,
+            ..
         }) => ((**p).clone(), params.clone()),
         Some(Portal {
             prepared: None,
             params,
+            ..
         }) => (
             placeholder("<unknown prepared statement>", unknown_class()),
             params.clone(),
@@ -724,6 +800,7 @@ fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
         redacted: false,
         class,
         cache_hit: false,
+        named: None,
     }
 }
 

@@ -97,7 +97,7 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
     if !any_glob(&m.command, Some(&c.command)) {
         return false;
     }
-    if m.noise.is_some_and(|n| n != c.noise) {
+    if m.noise.is_some_and(|n| n != st.noise) {
         return false;
     }
     if !m.outcome.is_empty() {
@@ -155,8 +155,11 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
     if m.grants_role.is_some_and(|g| g != f.grants_role) {
         return false;
     }
+    // Rows read in batches (a cursor's FETCHes, a portal's Executes) count as one read:
+    // the batch whose running total crosses the limit matches, once.
     if let Some(n) = m.rows_over {
-        if st.rows.is_none_or(|r| r <= n) {
+        let total = st.rows_total.or(st.rows);
+        if total.is_none_or(|r| r <= n) || st.rows_before > n {
             return false;
         }
     }

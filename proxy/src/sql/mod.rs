@@ -15,6 +15,7 @@
 //! - [`facts`]: what detection rules ask beyond class and command ([`StatementFacts`]).
 //! - [`cache`]: classifications keyed by fingerprint, bounded by bytes.
 //! - [`classifier`]: the entry point tying these together.
+//! - [`named`]: the names PREPARE, EXECUTE, DECLARE, FETCH and friends act on.
 //! - [`names`]: identifier folding and rendering, shared by both paths.
 
 pub mod ast;
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod classifier;
 pub mod facts;
 pub mod lex;
+pub mod named;
 pub mod names;
 pub mod noise;
 pub mod tokens;
@@ -34,7 +36,8 @@ pub use tokens::{commands, lexed, scan, utility};
 #[cfg(test)]
 mod facts_tests;
 
-pub use classifier::{Classifier, ClassifierOptions, Statement};
+pub use classifier::{Classifier, ClassifierOptions, Named, Statement};
+pub use named::NamedCommand;
 
 use serde::Serialize;
 

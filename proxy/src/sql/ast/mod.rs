@@ -386,7 +386,11 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::Reset(r) => {
             let mut d = draft(MiscSet, "RESET");
             match &r.reset {
-                Reset::ALL | Reset::SessionAuthorization => d.role_change = Some(RoleChange::Reset),
+                Reset::ALL => {
+                    d.role_change = Some(RoleChange::Reset);
+                    d.shape = Shape::Housekeeping;
+                }
+                Reset::SessionAuthorization => d.role_change = Some(RoleChange::Reset),
                 Reset::ConfigurationParameter(n) => {
                     let name = setting_name(n)?;
                     if name == "role" || name == "session_authorization" {
@@ -439,6 +443,7 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
             // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL.
             if reset {
                 d.role_change = Some(RoleChange::Reset);
+                d.shape = Shape::Housekeeping;
             }
             d
         }
@@ -464,7 +469,9 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         } if into.is_empty() && using.is_empty() => draft(Misc, "EXECUTE"),
         Statement::Deallocate { name, .. } => {
             let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
-            draft(Misc, if all { "DEALLOCATE ALL" } else { "DEALLOCATE" })
+            let mut d = draft(Misc, if all { "DEALLOCATE ALL" } else { "DEALLOCATE" });
+            d.shape = Shape::Housekeeping;
+            d
         }
         // pgAudit: DECLARE CURSOR is LOGSTMT_ALL + T_DeclareCursorStmt = READ.
         Statement::Declare { stmts } => match stmts.as_slice() {
@@ -475,11 +482,21 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         },
         Statement::Fetch { into: None, .. } => draft(Misc, "FETCH"),
         Statement::Close { cursor } => match cursor {
-            CloseCursor::All => draft(Misc, "CLOSE CURSOR ALL"),
+            CloseCursor::All => {
+                let mut d = draft(Misc, "CLOSE CURSOR ALL");
+                d.shape = Shape::Housekeeping;
+                d
+            }
             CloseCursor::Specific { .. } => draft(Misc, "CLOSE CURSOR"),
         },
         Statement::LISTEN { .. } => draft(Misc, "LISTEN"),
-        Statement::UNLISTEN { .. } => draft(Misc, "UNLISTEN"),
+        Statement::UNLISTEN { channel } => {
+            let mut d = draft(Misc, "UNLISTEN");
+            if channel.quote_style.is_none() && channel.value == "*" {
+                d.shape = Shape::Housekeeping;
+            }
+            d
+        }
         Statement::NOTIFY { .. } => draft(Misc, "NOTIFY"),
         Statement::Load { .. } => draft(Misc, "LOAD"),
         Statement::Comment {
@@ -540,8 +557,10 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         }
         // Spec over pgAudit: pgAudit prints MISC,CALL (CallStmt is LOGSTMT_ALL) and then
         // FUNCTION,EXECUTE for the procedure; the spec files the statement as FUNCTION.
+        // Like pgAudit's FUNCTION line, the procedure is the statement's object.
         Statement::Call(f) => {
             let mut d = draft(Function, "CALL");
+            d.targets.push(obj("FUNCTION", object_name(&f.name)?));
             d.functions.push(walk::function_name(&f.name)?);
             d
         }

@@ -1,0 +1,311 @@
+//! A session's named server-side objects, as the tracker follows them: prepared
+//! statements (protocol-level Parse and SQL-level PREPARE share one namespace in the
+//! server, and so here), protocol portals, and SQL cursors.
+//!
+//! Statements that use them are logged as what they run: an `EXECUTE name` gets its
+//! prepared statement's classification, a `FETCH` its cursor's query's. Rows leaving
+//! through one cursor or portal add up (`rows_total` on each batch), so a read split into
+//! batches is as visible to rules as one SELECT.
+//!
+//! Everything is bounded: the server holds these objects too, so the bounds only limit
+//! what a client that never closes them can make the proxy keep. Past them, new objects
+//! are not remembered and their uses are audited as unknown, which a rule can flag.
+
+use crate::sql::Statement;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Prepared statements, portals and cursors remembered per session, each.
+const MAX_NAMED: usize = 10_000;
+/// Text of named prepared statements and cursor queries remembered per session.
+const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
+
+/// A portal created with Bind.
+pub struct Portal {
+    pub prepared: Option<Arc<Statement>>,
+    pub params: Option<Arc<[String]>>,
+    /// Rows returned through it so far (Executes with a row limit run it in batches).
+    rows: AtomicU64,
+    /// Whether an Execute of it was suspended (PortalSuspended): its Executes are batches.
+    suspended: AtomicBool,
+}
+
+impl Portal {
+    /// A fresh portal.
+    pub fn new(prepared: Option<Arc<Statement>>, params: Option<Arc<[String]>>) -> Portal {
+        Portal {
+            prepared,
+            params,
+            rows: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
+        }
+    }
+
+    /// One Execute's rows: `rows` of this batch, `suspended` when it ended with
+    /// PortalSuspended. Returns the batch's `(rows_before, rows_total)` when the portal
+    /// runs in batches (`None` for a portal run in one go, as a plain statement).
+    pub fn batch(&self, rows: u64, suspended: bool) -> Option<(u64, u64)> {
+        let was = self.suspended.fetch_or(suspended, Ordering::Relaxed);
+        let before = self.rows.fetch_add(rows, Ordering::Relaxed);
+        (was || suspended).then(|| (before, before.saturating_add(rows)))
+    }
+}
+
+/// A SQL cursor (`DECLARE`), or one the session fetched from without the proxy seeing it
+/// declared (a refcursor a function opened): then `query` is `None`.
+struct Cursor {
+    query: Option<Arc<Statement>>,
+    /// `WITH HOLD`: survives the end of its transaction.
+    hold: bool,
+    /// Rows returned by FETCH so far.
+    rows: u64,
+}
+
+/// What a FETCH or MOVE read from its cursor.
+pub struct Fetched {
+    /// The cursor's query, when the proxy saw it declared.
+    pub query: Option<Arc<Statement>>,
+    /// Rows returned through the cursor before and including this statement.
+    pub rows_before: u64,
+    pub rows_total: u64,
+}
+
+/// One session's named objects.
+#[derive(Default)]
+pub struct Registry {
+    statements: HashMap<String, Arc<Statement>>,
+    portals: HashMap<String, Arc<Portal>>,
+    cursors: HashMap<String, Cursor>,
+    /// Text bytes held by `statements` and `cursors`.
+    bytes: usize,
+}
+
+impl Registry {
+    /// Whether `bytes` more of text fit beside `count` objects.
+    fn fits(&self, count: usize, bytes: usize) -> bool {
+        count < MAX_NAMED && self.bytes.saturating_add(bytes) <= MAX_NAMED_BYTES
+    }
+
+    /// A Parse. The unnamed statement is always replaced; a named one only when the name
+    /// is free, as the server refuses a Parse of an existing name (42P05) and keeps the
+    /// old statement, which later Binds then run.
+    pub fn parse(&mut self, name: String, st: Arc<Statement>) {
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            return;
+        }
+        self.prepare(name, st);
+    }
+
+    /// A prepared statement the server accepted (a successful SQL PREPARE, or a Parse).
+    pub fn prepare(&mut self, name: String, st: Arc<Statement>) {
+        let len = st.text.len();
+        if !name.is_empty() && !self.fits(self.statements.len(), len) {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(len);
+        if let Some(old) = self.statements.insert(name, st) {
+            self.bytes = self.bytes.saturating_sub(old.text.len());
+        }
+    }
+
+    /// The prepared statement of that name.
+    pub fn statement(&self, name: &str) -> Option<Arc<Statement>> {
+        self.statements.get(name).cloned()
+    }
+
+    /// Close of a statement, or DEALLOCATE (`None`: `DEALLOCATE ALL`, which keeps the
+    /// unnamed statement: the server holds that one apart).
+    pub fn deallocate(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                if let Some(old) = self.statements.remove(n) {
+                    self.bytes = self.bytes.saturating_sub(old.text.len());
+                }
+            }
+            None => {
+                let unnamed = self.statements.remove("");
+                for (_, old) in self.statements.drain() {
+                    self.bytes = self.bytes.saturating_sub(old.text.len());
+                }
+                if let Some(u) = unnamed {
+                    self.statements.insert(String::new(), u);
+                }
+            }
+        }
+    }
+
+    /// A Bind of `portal` to `statement`.
+    pub fn bind(&mut self, portal: String, statement: &str, params: Option<Arc<[String]>>) {
+        if portal.is_empty() || self.portals.len() < MAX_NAMED {
+            let prepared = self.statement(statement);
+            self.portals
+                .insert(portal, Arc::new(Portal::new(prepared, params)));
+        }
+    }
+
+    /// The portal of that name.
+    pub fn portal(&self, name: &str) -> Option<Arc<Portal>> {
+        self.portals.get(name).cloned()
+    }
+
+    /// Close of a portal.
+    pub fn close_portal(&mut self, name: &str) {
+        self.portals.remove(name);
+    }
+
+    /// A DECLARE the server accepted.
+    pub fn declare(&mut self, name: String, hold: bool, query: Option<Arc<Statement>>) {
+        let len = query.as_ref().map_or(0, |q| q.text.len());
+        if !self.fits(self.cursors.len(), len) {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(len);
+        let cursor = Cursor {
+            query,
+            hold,
+            rows: 0,
+        };
+        if let Some(old) = self.cursors.insert(name, cursor) {
+            self.drop_cursor(old);
+        }
+    }
+
+    /// A FETCH (`returned` rows came back) or MOVE (`returned` is 0) that succeeded. A
+    /// cursor the proxy did not see declared is remembered from here on (for the total).
+    pub fn fetch(&mut self, name: &str, returned: u64) -> Fetched {
+        if !self.cursors.contains_key(name) && self.fits(self.cursors.len(), 0) {
+            let c = Cursor {
+                query: None,
+                hold: false,
+                rows: 0,
+            };
+            self.cursors.insert(name.to_string(), c);
+        }
+        match self.cursors.get_mut(name) {
+            Some(c) => {
+                let before = c.rows;
+                c.rows = c.rows.saturating_add(returned);
+                Fetched {
+                    query: c.query.clone(),
+                    rows_before: before,
+                    rows_total: c.rows,
+                }
+            }
+            None => Fetched {
+                query: None,
+                rows_before: 0,
+                rows_total: returned,
+            },
+        }
+    }
+
+    /// The query of a cursor, without fetching (a FETCH or MOVE that failed).
+    pub fn cursor_query(&self, name: &str) -> Option<Arc<Statement>> {
+        self.cursors.get(name).and_then(|c| c.query.clone())
+    }
+
+    /// CLOSE (`None`: `CLOSE ALL`).
+    pub fn close_cursor(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                if let Some(old) = self.cursors.remove(n) {
+                    self.drop_cursor(old);
+                }
+            }
+            None => {
+                for (_, old) in std::mem::take(&mut self.cursors) {
+                    self.drop_cursor(old);
+                }
+            }
+        }
+    }
+
+    fn drop_cursor(&mut self, c: Cursor) {
+        let len = c.query.as_ref().map_or(0, |q| q.text.len());
+        self.bytes = self.bytes.saturating_sub(len);
+    }
+
+    /// No transaction is open any more: cursors without `WITH HOLD` are gone.
+    pub fn idle(&mut self) {
+        if self.cursors.values().all(|c| c.hold) {
+            return;
+        }
+        let (keep, gone): (HashMap<_, _>, HashMap<_, _>) = std::mem::take(&mut self.cursors)
+            .into_iter()
+            .partition(|(_, c)| c.hold);
+        self.cursors = keep;
+        for (_, old) in gone {
+            self.drop_cursor(old);
+        }
+    }
+
+    /// DISCARD ALL: every named prepared statement and every cursor.
+    pub fn discard_all(&mut self) {
+        self.deallocate(None);
+        self.close_cursor(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Classifier, ClassifierOptions};
+
+    fn st(sql: &str) -> Arc<Statement> {
+        Arc::new(Classifier::new(ClassifierOptions::default()).classify_statement(sql))
+    }
+
+    #[test]
+    fn a_refused_parse_keeps_the_old_statement() {
+        let mut r = Registry::default();
+        r.parse("d".into(), st("DELETE FROM t"));
+        r.parse("d".into(), st("SELECT 1"));
+        assert_eq!(r.statement("d").unwrap().class.command, "DELETE");
+        r.parse(String::new(), st("SELECT 1"));
+        r.parse(String::new(), st("SELECT 2"));
+        assert_eq!(&*r.statement("").unwrap().text, "SELECT 2");
+        r.deallocate(None);
+        assert!(r.statement("d").is_none());
+        assert!(
+            r.statement("").is_some(),
+            "DEALLOCATE ALL keeps the unnamed one"
+        );
+    }
+
+    #[test]
+    fn cursors_add_up_and_end_with_their_transaction() {
+        let mut r = Registry::default();
+        r.declare("c".into(), false, Some(st("SELECT * FROM big")));
+        r.declare("h".into(), true, None);
+        let f = r.fetch("c", 6000);
+        assert_eq!((f.rows_before, f.rows_total), (0, 6000));
+        let f = r.fetch("c", 6000);
+        assert_eq!((f.rows_before, f.rows_total), (6000, 12000));
+        assert_eq!(f.query.unwrap().class.command, "SELECT");
+        r.idle();
+        assert!(r.cursor_query("c").is_none());
+        let f = r.fetch("h", 5);
+        assert_eq!(f.rows_total, 5);
+        r.discard_all();
+        assert_eq!(r.bytes, 0);
+    }
+
+    #[test]
+    fn portals_count_batches_only_when_suspended() {
+        let p = Portal::new(None, None);
+        assert_eq!(p.batch(7, false), None);
+        let p = Portal::new(None, None);
+        assert_eq!(p.batch(100, true), Some((0, 100)));
+        assert_eq!(p.batch(40, false), Some((100, 140)));
+    }
+
+    #[test]
+    fn bounded() {
+        let mut r = Registry::default();
+        for i in 0..MAX_NAMED + 10 {
+            r.declare(format!("c{i}"), true, None);
+        }
+        assert_eq!(r.cursors.len(), MAX_NAMED);
+    }
+}
