@@ -11,7 +11,7 @@
 //! what a client that never closes them can make the proxy keep. Past them, new objects
 //! are not remembered and their uses are audited as unknown, which a rule can flag.
 
-use crate::sql::Statement;
+use crate::sql::{NamedCommand, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,6 +69,18 @@ pub struct Fetched {
     /// Rows returned through the cursor before and including this statement.
     pub rows_before: u64,
     pub rows_total: u64,
+}
+
+/// A statement as it is logged once its effect on the named objects is followed.
+pub struct Resolved {
+    /// The statement's own text, with the classification of what it ran.
+    pub statement: Statement,
+    /// The text an EXECUTE ran.
+    pub prepared_statement: Option<Arc<str>>,
+    /// The query of the cursor a FETCH or MOVE read.
+    pub cursor_query: Option<Arc<str>>,
+    /// For a FETCH or MOVE that succeeded: the cursor's rows before and including it.
+    pub batch: Option<(u64, u64)>,
 }
 
 /// One session's named objects.
@@ -240,10 +252,75 @@ impl Registry {
         }
     }
 
+    /// Follows what a statement that ended (`ok`: it succeeded, with `rows` from its
+    /// command tag) does to the named objects, and says what to log: an EXECUTE as its
+    /// prepared statement, a FETCH or MOVE as its cursor's query (the text stays the
+    /// statement's own; the other text comes beside it).
+    pub fn resolve(&mut self, st: Statement, ok: bool, rows: Option<u64>) -> Resolved {
+        let mut r = Resolved {
+            statement: st,
+            prepared_statement: None,
+            cursor_query: None,
+            batch: None,
+        };
+        let Some(named) = r.statement.named.clone() else {
+            return r;
+        };
+        let query = named.query.as_ref().map(|q| Arc::new(q.clone()));
+        match &named.command {
+            NamedCommand::Prepare { name, .. } if ok => {
+                if let Some(q) = query {
+                    self.prepare(name.clone(), q);
+                }
+            }
+            NamedCommand::Execute { name } => {
+                if let Some(p) = self.statement(name) {
+                    r.prepared_statement = Some(p.text.clone());
+                    r.statement = runs(r.statement, &p);
+                }
+            }
+            NamedCommand::Deallocate { name } if ok => self.deallocate(name.as_deref()),
+            NamedCommand::Declare { name, hold, .. } if ok => {
+                self.declare(name.clone(), *hold, query);
+            }
+            NamedCommand::Fetch { name, moves } => {
+                let query = if ok {
+                    // MOVE reports the rows it skipped; none of them left the server.
+                    let returned = if *moves { 0 } else { rows.unwrap_or(0) };
+                    let f = self.fetch(name, returned);
+                    r.batch = Some((f.rows_before, f.rows_total));
+                    f.query
+                } else {
+                    self.cursor_query(name)
+                };
+                if let Some(q) = query {
+                    r.cursor_query = Some(q.text.clone());
+                    r.statement = runs(r.statement, &q);
+                }
+            }
+            NamedCommand::Close { name } if ok => self.close_cursor(name.as_deref()),
+            NamedCommand::DiscardAll if ok => self.discard_all(),
+            _ => {}
+        }
+        r
+    }
+
     /// DISCARD ALL: every named prepared statement and every cursor.
     pub fn discard_all(&mut self) {
         self.deallocate(None);
         self.close_cursor(None);
+    }
+}
+
+/// A statement (EXECUTE, FETCH) logged as what it runs: its own text, the classification
+/// of `runs`.
+fn runs(st: Statement, runs: &Statement) -> Statement {
+    Statement {
+        text: st.text,
+        redacted: st.redacted || runs.redacted,
+        class: runs.class.clone(),
+        cache_hit: st.cache_hit,
+        named: None,
     }
 }
 
@@ -298,6 +375,51 @@ mod tests {
         let p = Portal::new(None, None);
         assert_eq!(p.batch(100, true), Some((0, 100)));
         assert_eq!(p.batch(40, false), Some((100, 140)));
+    }
+
+    #[test]
+    fn execute_and_fetch_are_logged_as_what_they_run() {
+        let c = Classifier::new(ClassifierOptions::default());
+        let mut r = Registry::default();
+        let failed = r.resolve(
+            c.classify_statement("PREPARE d AS DELETE FROM t"),
+            false,
+            None,
+        );
+        assert_eq!(failed.statement.class.command, "PREPARE");
+        let e = r.resolve(c.classify_statement("EXECUTE d"), true, Some(3));
+        assert_eq!(
+            e.statement.class.command, "EXECUTE",
+            "a failed PREPARE prepares nothing"
+        );
+        r.resolve(
+            c.classify_statement("PREPARE d AS DELETE FROM t"),
+            true,
+            None,
+        );
+        let e = r.resolve(c.classify_statement("EXECUTE d"), true, Some(3));
+        assert_eq!(e.statement.class.command, "DELETE");
+        assert_eq!(e.statement.class.facts.has_where, Some(false));
+        assert_eq!(&*e.statement.text, "EXECUTE d");
+        assert_eq!(e.prepared_statement.as_deref(), Some("DELETE FROM t"));
+        r.resolve(c.classify_statement("DEALLOCATE ALL"), true, None);
+        let e = r.resolve(c.classify_statement("EXECUTE d"), false, None);
+        assert_eq!(e.statement.class.command, "EXECUTE");
+
+        r.resolve(
+            c.classify_statement("DECLARE c CURSOR FOR SELECT * FROM big"),
+            true,
+            None,
+        );
+        let f = r.resolve(c.classify_statement("FETCH 6000 FROM c"), true, Some(6000));
+        assert_eq!(f.statement.class.command, "SELECT");
+        assert_eq!(f.cursor_query.as_deref(), Some("SELECT * FROM big"));
+        let m = r.resolve(c.classify_statement("MOVE 6000 IN c"), true, Some(6000));
+        assert_eq!(m.batch, Some((6000, 6000)), "MOVE returns no rows");
+        let f = r.resolve(c.classify_statement("FETCH ALL c"), true, Some(3000));
+        assert_eq!(f.batch, Some((6000, 9000)));
+        r.resolve(c.classify_statement("CLOSE ALL"), true, None);
+        assert!(r.cursor_query("c").is_none());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
 use crate::metrics::Metrics;
-use crate::sql::{Class, Classification, NamedCommand, Object, ParsePath, Redact, Statement};
+use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
@@ -590,56 +590,18 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         mut fate: Fate,
     ) {
-        let mut extra = Extra::default();
-        let st = self.named(st, &mut fate, &mut extra);
-        self.emit(id, sub, st, extra, protocol, params, fate);
-    }
-
-    /// Follows what a statement does to the session's named objects (when it succeeded)
-    /// and returns the statement to log: an EXECUTE as its prepared statement, a FETCH or
-    /// MOVE as its cursor's query (the text stays the statement's own; the other text goes
-    /// in `extra`).
-    fn named(&mut self, st: Statement, fate: &mut Fate, extra: &mut Extra) -> Statement {
-        let Some(named) = st.named.clone() else {
-            return st;
-        };
-        let ok = fate.outcome == Outcome::Ok;
-        let query = named.query.as_ref().map(|q| Arc::new(q.clone()));
-        match &named.command {
-            NamedCommand::Prepare { name, .. } if ok => {
-                if let Some(q) = query {
-                    self.registry.prepare(name.clone(), q);
-                }
-            }
-            NamedCommand::Execute { name } => {
-                if let Some(p) = self.registry.statement(name) {
-                    extra.prepared_statement = Some(p.text.clone());
-                    return runs(st, &p);
-                }
-            }
-            NamedCommand::Deallocate { name } if ok => self.registry.deallocate(name.as_deref()),
-            NamedCommand::Declare { name, hold, .. } if ok => {
-                self.registry.declare(name.clone(), *hold, query);
-            }
-            NamedCommand::Fetch { name, moves } => {
-                let query = if ok {
-                    let returned = if *moves { 0 } else { fate.rows.unwrap_or(0) };
-                    let f = self.registry.fetch(name, returned);
-                    fate.batch = Some((f.rows_before, f.rows_total));
-                    f.query
-                } else {
-                    self.registry.cursor_query(name)
-                };
-                if let Some(q) = query {
-                    extra.cursor_query = Some(q.text.clone());
-                    return runs(st, &q);
-                }
-            }
-            NamedCommand::Close { name } if ok => self.registry.close_cursor(name.as_deref()),
-            NamedCommand::DiscardAll if ok => self.registry.discard_all(),
-            _ => {}
+        let r = self
+            .registry
+            .resolve(st, fate.outcome == Outcome::Ok, fate.rows);
+        if r.batch.is_some() {
+            fate.batch = r.batch;
         }
-        st
+        let extra = Extra {
+            objects: Vec::new(),
+            prepared_statement: r.prepared_statement,
+            cursor_query: r.cursor_query,
+        };
+        self.emit(id, sub, r.statement, extra, protocol, params, fate);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -735,18 +697,6 @@ struct Extra {
     prepared_statement: Option<Arc<str>>,
     /// The query of the cursor a FETCH or MOVE read.
     cursor_query: Option<Arc<str>>,
-}
-
-/// A statement (EXECUTE, FETCH) logged as what it runs: its own text, the classification
-/// of `runs`.
-fn runs(st: Statement, runs: &Statement) -> Statement {
-    Statement {
-        text: st.text,
-        redacted: st.redacted || runs.redacted,
-        class: runs.class.clone(),
-        cache_hit: st.cache_hit,
-        named: None,
-    }
 }
 
 impl Fate {
