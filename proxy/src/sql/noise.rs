@@ -218,6 +218,8 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "pg_backend_pid", "pg_postmaster_start_time", "pg_conf_load_time", "pg_is_in_recovery",
     // pgAdmin's recovery probe
     "pg_is_wal_replay_paused",
+    // asyncpg's pool reset: releases only the session's own advisory locks
+    "pg_advisory_unlock_all",
     "inet_server_addr", "inet_server_port", "inet_client_addr", "inet_client_port",
     "pg_my_temp_schema", "pg_is_other_temp_schema", "pg_jit_available",
     "pg_listening_channels", "pg_trigger_depth", "now", "statement_timestamp",
