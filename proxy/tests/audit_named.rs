@@ -34,6 +34,8 @@ fn pg() -> &'static Cluster {
                  CREATE SCHEMA sales;
                  CREATE PROCEDURE sales.archive_old() LANGUAGE sql AS $$ DELETE FROM victims WHERE id < 0 $$;
                  CREATE PROCEDURE sales.purge(VARIADIC ids int[]) LANGUAGE sql AS $$ DELETE FROM victims WHERE id = ANY(ids) $$;
+                 CREATE FUNCTION open_big() RETURNS refcursor LANGUAGE plpgsql AS $$
+                   DECLARE c refcursor := 'fc'; BEGIN OPEN c FOR SELECT * FROM big; RETURN c; END $$;
                  GRANT ALL ON big, small, victims TO PUBLIC;
                  GRANT USAGE ON SCHEMA sales TO PUBLIC;"
             ),
@@ -222,6 +224,28 @@ fn a_sql_cursor_read_in_batches_fires_bulk_export_once() {
     let mv = with_text(&events, "MOVE 14000 IN b")[0];
     assert_eq!(mv["command"], "SELECT");
     assert_eq!(mv["rows"], 14000);
+}
+
+#[test]
+fn a_cursor_opened_by_a_function_still_adds_up() {
+    let proxy = start("");
+    // The proxy never sees this cursor declared: a plpgsql function opens it.
+    ok(human(
+        &proxy,
+        "refcursor",
+        "BEGIN; SELECT open_big(); FETCH 6000 FROM fc; FETCH 6000 FROM fc; \
+         FETCH 6000 FROM fc; COMMIT",
+    ));
+    assert_eq!(proxy.fired("bulk-export"), 1.0);
+    let events = wait_statements(&proxy, "refcursor", |e| {
+        with_text(e, "FETCH 6000 FROM fc").len() == 3
+    });
+    let fetches = with_text(&events, "FETCH 6000 FROM fc");
+    let totals: Vec<_> = fetches.iter().map(|e| e["rows_total"].clone()).collect();
+    assert_eq!(totals, [6000, 12000, 15000]);
+    assert!(fetches
+        .iter()
+        .all(|e| e["command"] == "FETCH" && e["cursor_query"].is_null()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
