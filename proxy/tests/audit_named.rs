@@ -248,6 +248,49 @@ fn a_cursor_opened_by_a_function_still_adds_up() {
         .all(|e| e["command"] == "FETCH" && e["cursor_query"].is_null()));
 }
 
+#[test]
+fn a_sql_cursor_read_with_protocol_executes_still_adds_up() {
+    // Cursors and protocol portals share one namespace in the server: a raw client can
+    // DECLARE a cursor and read it with Execute messages (no Bind the proxy could see).
+    let proxy = start("");
+    let mut s = raw_login(proxy.port, "postgres", "x", "app");
+    raw_query(&mut s, "SET application_name = 'raw_cursor'").expect("set");
+    raw_query(&mut s, "BEGIN; DECLARE rc CURSOR FOR SELECT * FROM big").expect("declare");
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        let mut body = b"rc\0".to_vec();
+        body.extend_from_slice(&6000i32.to_be_bytes());
+        batch.extend_from_slice(&frontend_msg(b'E', &body));
+    }
+    batch.extend_from_slice(&frontend_msg(b'S', b""));
+    std::io::Write::write_all(&mut s, &batch).expect("send executes");
+    let mut data_rows = 0;
+    loop {
+        let (tag, body) = read_msg(&mut s).expect("read");
+        match tag {
+            b'D' => data_rows += 1,
+            b'E' => panic!("{:?}", error_fields(&body)),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert_eq!(data_rows, BIG);
+    raw_query(&mut s, "COMMIT").expect("commit");
+    assert_eq!(proxy.fired("bulk-export"), 1.0);
+    let events = wait_statements(&proxy, "raw_cursor", |e| {
+        e.iter().filter(|e| e["protocol"] == "extended").count() == 3
+    });
+    let executes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["protocol"] == "extended")
+        .collect();
+    let totals: Vec<_> = executes.iter().map(|e| e["rows_total"].clone()).collect();
+    assert_eq!(totals, [6000, 12000, 15000], "{executes:#?}");
+    assert!(executes
+        .iter()
+        .all(|e| e["command"] == "SELECT" && objects(e) == ["TABLE big"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tokio_postgres_portal_read_in_batches_fires_bulk_export_once() {
     let proxy = start("");

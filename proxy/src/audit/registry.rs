@@ -21,7 +21,8 @@ const MAX_NAMED: usize = 10_000;
 /// Text of named prepared statements and cursor queries remembered per session.
 const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
 
-/// A portal created with Bind.
+/// A portal created with Bind, or the portal of a SQL cursor (the server keeps both in one
+/// namespace: an Execute can read a cursor, a FETCH a protocol portal).
 pub struct Portal {
     pub prepared: Option<Arc<Statement>>,
     pub params: Option<Arc<[String]>>,
@@ -42,6 +43,20 @@ impl Portal {
         }
     }
 
+    /// A SQL cursor's portal: every read of it is a batch.
+    fn cursor(query: Option<Arc<Statement>>) -> Portal {
+        Portal {
+            prepared: query,
+            params: None,
+            rows: AtomicU64::new(0),
+            suspended: AtomicBool::new(true),
+        }
+    }
+
+    fn text_len(&self) -> usize {
+        self.prepared.as_ref().map_or(0, |q| q.text.len())
+    }
+
     /// One Execute's rows: `rows` of this batch, `suspended` when it ended with
     /// PortalSuspended. Returns the batch's `(rows_before, rows_total)` when the portal
     /// runs in batches (`None` for a portal run in one go, as a plain statement).
@@ -53,13 +68,12 @@ impl Portal {
 }
 
 /// A SQL cursor (`DECLARE`), or one the session fetched from without the proxy seeing it
-/// declared (a refcursor a function opened): then `query` is `None`.
+/// declared (a refcursor a function opened): then its portal has no statement.
 struct Cursor {
-    query: Option<Arc<Statement>>,
+    /// Its query and the rows returned through it so far (by FETCH or Execute).
+    portal: Arc<Portal>,
     /// `WITH HOLD`: survives the end of its transaction.
     hold: bool,
-    /// Rows returned by FETCH so far.
-    rows: u64,
 }
 
 /// What a FETCH or MOVE read from its cursor.
@@ -156,9 +170,12 @@ impl Registry {
         }
     }
 
-    /// The portal of that name.
+    /// The portal of that name: a protocol portal, or a SQL cursor's.
     pub fn portal(&self, name: &str) -> Option<Arc<Portal>> {
-        self.portals.get(name).cloned()
+        self.portals
+            .get(name)
+            .or_else(|| self.cursors.get(name).map(|c| &c.portal))
+            .cloned()
     }
 
     /// Close of a portal.
@@ -174,9 +191,8 @@ impl Registry {
         }
         self.bytes = self.bytes.saturating_add(len);
         let cursor = Cursor {
-            query,
+            portal: Arc::new(Portal::cursor(query)),
             hold,
-            rows: 0,
         };
         if let Some(old) = self.cursors.insert(name, cursor) {
             self.drop_cursor(old);
@@ -186,22 +202,29 @@ impl Registry {
     /// A FETCH (`returned` rows came back) or MOVE (`returned` is 0) that succeeded. A
     /// cursor the proxy did not see declared is remembered from here on (for the total).
     pub fn fetch(&mut self, name: &str, returned: u64) -> Fetched {
+        // A protocol portal read with FETCH adds up with its Executes.
+        if let Some(p) = self.portals.get(name) {
+            let (before, total) = p.batch(returned, true).unwrap_or((0, returned));
+            return Fetched {
+                query: p.prepared.clone(),
+                rows_before: before,
+                rows_total: total,
+            };
+        }
         if !self.cursors.contains_key(name) && self.fits(self.cursors.len(), 0) {
             let c = Cursor {
-                query: None,
+                portal: Arc::new(Portal::cursor(None)),
                 hold: false,
-                rows: 0,
             };
             self.cursors.insert(name.to_string(), c);
         }
-        match self.cursors.get_mut(name) {
+        match self.cursors.get(name) {
             Some(c) => {
-                let before = c.rows;
-                c.rows = c.rows.saturating_add(returned);
+                let (before, total) = c.portal.batch(returned, true).unwrap_or((0, returned));
                 Fetched {
-                    query: c.query.clone(),
+                    query: c.portal.prepared.clone(),
                     rows_before: before,
-                    rows_total: c.rows,
+                    rows_total: total,
                 }
             }
             None => Fetched {
@@ -214,7 +237,7 @@ impl Registry {
 
     /// The query of a cursor, without fetching (a FETCH or MOVE that failed).
     pub fn cursor_query(&self, name: &str) -> Option<Arc<Statement>> {
-        self.cursors.get(name).and_then(|c| c.query.clone())
+        self.portal(name).and_then(|p| p.prepared.clone())
     }
 
     /// CLOSE (`None`: `CLOSE ALL`).
@@ -234,8 +257,7 @@ impl Registry {
     }
 
     fn drop_cursor(&mut self, c: Cursor) {
-        let len = c.query.as_ref().map_or(0, |q| q.text.len());
-        self.bytes = self.bytes.saturating_sub(len);
+        self.bytes = self.bytes.saturating_sub(c.portal.text_len());
     }
 
     /// No transaction is open any more: cursors without `WITH HOLD` are gone.
