@@ -168,6 +168,21 @@ fn execute_is_logged_and_matched_as_the_statement_it_runs() {
     // the statement of the only finding.
     assert_eq!(proxy.fired("unbounded-write"), 1.0);
 
+    // EXPLAIN ANALYZE runs the prepared statement: logged as EXPLAIN ANALYZE DELETE is.
+    ok(human(
+        &proxy,
+        "prep_explain",
+        "PREPARE e AS DELETE FROM victims WHERE id = 2; EXPLAIN (ANALYZE, COSTS off) EXECUTE e",
+    ));
+    let events = wait_statements(&proxy, "prep_explain", |e| e.len() == 2);
+    assert_eq!(events[1]["class"], "WRITE", "{}", events[1]);
+    assert_eq!(events[1]["command"], "EXPLAIN");
+    assert_eq!(objects(&events[1]), ["TABLE victims"]);
+    assert_eq!(
+        events[1]["prepared_statement"],
+        "DELETE FROM victims WHERE id = 2"
+    );
+
     // An EXECUTE of a name the proxy never saw prepared stays MISC/EXECUTE, audited.
     let (good, _, _) = human(&proxy, "prep3", "EXECUTE nope");
     assert!(!good);

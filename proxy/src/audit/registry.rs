@@ -301,6 +301,20 @@ impl Registry {
                     r.statement = runs(r.statement, &p);
                 }
             }
+            // As `EXPLAIN ANALYZE DELETE ...` is logged: class, objects and facts of what
+            // it ran, command EXPLAIN. A plain EXPLAIN runs nothing.
+            NamedCommand::ExplainExecute { name, analyze } => {
+                if let Some(p) = self.statement(name) {
+                    r.prepared_statement = Some(p.text.clone());
+                    if *analyze {
+                        let explained = Statement {
+                            class: Arc::new((*p.class).clone().explained_analyze()),
+                            ..(*p).clone()
+                        };
+                        r.statement = runs(r.statement, &explained);
+                    }
+                }
+            }
             NamedCommand::Deallocate { name } if ok => self.deallocate(name.as_deref()),
             NamedCommand::Declare { name, hold, .. } if ok => {
                 self.declare(name.clone(), *hold, query);
@@ -423,6 +437,15 @@ mod tests {
         assert_eq!(e.statement.class.command, "DELETE");
         assert_eq!(e.statement.class.facts.has_where, Some(false));
         assert_eq!(&*e.statement.text, "EXECUTE d");
+        assert_eq!(e.prepared_statement.as_deref(), Some("DELETE FROM t"));
+        let e = r.resolve(
+            c.classify_statement("EXPLAIN ANALYZE EXECUTE d"),
+            true,
+            None,
+        );
+        assert_eq!(e.statement.class.command, "EXPLAIN");
+        assert_eq!(e.statement.class.class, crate::sql::Class::Write);
+        assert_eq!(e.statement.class.facts.has_where, Some(false));
         assert_eq!(e.prepared_statement.as_deref(), Some("DELETE FROM t"));
         r.resolve(c.classify_statement("DEALLOCATE ALL"), true, None);
         let e = r.resolve(c.classify_statement("EXECUTE d"), false, None);

@@ -19,6 +19,8 @@ pub enum NamedCommand {
     Prepare { name: String, body: usize },
     /// `EXECUTE name [(params)]`.
     Execute { name: String },
+    /// `EXPLAIN [options] EXECUTE name`: with `ANALYZE` it runs the prepared statement.
+    ExplainExecute { name: String, analyze: bool },
     /// `DEALLOCATE [PREPARE] name` (`None`: `ALL`).
     Deallocate { name: Option<String> },
     /// `DECLARE name ... CURSOR [WITH HOLD] FOR body`.
@@ -110,6 +112,15 @@ pub fn read(command: &str, sql: &str, scs: bool) -> Option<NamedCommand> {
             let name = w.next()?.ident()?;
             Some(NamedCommand::Execute { name })
         }
+        "EXPLAIN" => {
+            w.next().filter(|t| t.is("explain"))?;
+            let (analyze, next) = explain_options(&mut w)?;
+            if !next.is("execute") {
+                return None;
+            }
+            let name = w.next()?.ident()?;
+            Some(NamedCommand::ExplainExecute { name, analyze })
+        }
         "DEALLOCATE" | "DEALLOCATE ALL" => {
             w.next().filter(|t| t.is("deallocate"))?;
             let mut t = w.next()?;
@@ -157,6 +168,40 @@ pub fn read(command: &str, sql: &str, scs: bool) -> Option<NamedCommand> {
         "DISCARD ALL" => Some(NamedCommand::DiscardAll),
         _ => None,
     }
+}
+
+/// EXPLAIN's options, `(ANALYZE, ...)` or the legacy `ANALYZE VERBOSE` words: whether
+/// they ask for ANALYZE, and the first token of the explained statement.
+fn explain_options<'a>(w: &mut Words<'a>) -> Option<(bool, Word<'a>)> {
+    let mut analyze = false;
+    let mut t = w.next()?;
+    if t.is_punct("(") {
+        // `(option [value], ...)`: ANALYZE without a value, or with a true one.
+        let mut prev_analyze = false;
+        loop {
+            t = w.next()?;
+            if prev_analyze {
+                analyze = t.is_punct(",")
+                    || t.is_punct(")")
+                    || t.is("true")
+                    || t.is("on")
+                    || (t.kind == Kind::Number && t.text == "1");
+                prev_analyze = false;
+            }
+            if t.is_punct(")") {
+                break;
+            }
+            if t.is("analyze") || t.is("analyse") {
+                prev_analyze = true;
+            }
+        }
+        return Some((analyze, w.next()?));
+    }
+    while t.is("analyze") || t.is("analyse") || t.is("verbose") {
+        analyze |= !t.is("verbose");
+        t = w.next()?;
+    }
+    Some((analyze, t))
 }
 
 /// The offset of the token after the first `AS` outside parentheses (PREPARE's parameter
@@ -256,6 +301,29 @@ mod tests {
             })
         );
         assert_eq!(r("DISCARD ALL", "DISCARD ALL"), Some(DiscardAll));
+        for (sql, analyze) in [
+            ("EXPLAIN ANALYZE EXECUTE d", true),
+            ("explain analyse verbose execute D(1)", true),
+            ("EXPLAIN (ANALYZE) EXECUTE d", true),
+            (
+                "EXPLAIN (FORMAT json, ANALYZE true, BUFFERS) EXECUTE d",
+                true,
+            ),
+            ("EXPLAIN (ANALYZE off) EXECUTE d", false),
+            ("EXPLAIN VERBOSE EXECUTE d", false),
+            ("EXPLAIN EXECUTE d", false),
+        ] {
+            assert_eq!(
+                r("EXPLAIN", sql),
+                Some(ExplainExecute {
+                    name: "d".into(),
+                    analyze
+                }),
+                "{sql}"
+            );
+        }
+        assert_eq!(r("EXPLAIN", "EXPLAIN ANALYZE DELETE FROM t"), None);
+        assert_eq!(r("EXPLAIN", "EXPLAIN (ANALYZE"), None);
         assert_eq!(r("SELECT", "SELECT 1"), None);
     }
 }
