@@ -326,4 +326,60 @@ mod tests {
         assert_eq!(r("EXPLAIN", "EXPLAIN (ANALYZE"), None);
         assert_eq!(r("SELECT", "SELECT 1"), None);
     }
+
+    #[test]
+    fn hostile_text_never_panics() {
+        let commands = [
+            "PREPARE",
+            "EXECUTE",
+            "EXPLAIN",
+            "DEALLOCATE",
+            "DECLARE CURSOR",
+            "FETCH",
+            "MOVE",
+            "CLOSE CURSOR",
+            "DISCARD ALL",
+        ];
+        let texts = [
+            "",
+            ";",
+            "prepare",
+            "prepare \"",
+            "prepare x (",
+            "prepare x ((((as",
+            "prepare x ) as y",
+            "execute 'x'",
+            "explain (",
+            "explain (analyze",
+            "declare",
+            "declare c cursor with",
+            "declare c cursor for",
+            "fetch",
+            "fetch 10 from",
+            "move $$",
+            "close",
+            "\u{e9}\u{e9}",
+            "deallocate prepare",
+            "explain analyze",
+            "fetch \"unterminated",
+            "close /* x",
+        ];
+        for c in commands {
+            for t in texts {
+                let _ = read(c, t, true);
+                let _ = read(c, t, false);
+            }
+        }
+        // A prepared statement that is itself a PREPARE is read one level only.
+        let deep = "PREPARE a AS ".repeat(10_000) + "SELECT 1";
+        let Some(Prepare { body, .. }) = r("PREPARE", &deep) else {
+            panic!("not read");
+        };
+        assert!(deep[body..].starts_with("PREPARE a AS"));
+        let c = crate::sql::Classifier::new(crate::sql::ClassifierOptions::default());
+        let st = c.classify_statement(&deep);
+        let named = st.named.expect("read");
+        let inner = named.query.as_ref().expect("the prepared statement");
+        assert!(inner.named.is_none(), "the classifier reads one level only");
+    }
 }
