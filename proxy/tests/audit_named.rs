@@ -306,6 +306,76 @@ fn a_sql_cursor_read_with_protocol_executes_still_adds_up() {
         .all(|e| e["command"] == "SELECT" && objects(e) == ["TABLE big"]));
 }
 
+/// Sends `bytes` and reads until `readies` ReadyForQuery; returns the DataRows read and
+/// the SQLSTATEs of the errors.
+fn pipeline(s: &mut std::net::TcpStream, bytes: &[u8], readies: usize) -> (u64, Vec<String>) {
+    std::io::Write::write_all(s, bytes).expect("send");
+    let (mut rows, mut errors, mut seen) = (0, Vec::new(), 0);
+    while seen < readies {
+        let (tag, body) = read_msg(s).expect("read");
+        match tag {
+            b'D' => rows += 1,
+            b'E' => errors.push(error_fields(&body).get(&'C').cloned().unwrap_or_default()),
+            b'Z' => seen += 1,
+            _ => {}
+        }
+    }
+    (rows, errors)
+}
+
+fn query_msg(sql: &str) -> Vec<u8> {
+    frontend_msg(b'Q', format!("{sql}\0").as_bytes())
+}
+
+fn execute_msg(portal: &str, max_rows: i32) -> Vec<u8> {
+    let mut body = format!("{portal}\0").into_bytes();
+    body.extend_from_slice(&max_rows.to_be_bytes());
+    frontend_msg(b'E', &body)
+}
+
+#[test]
+fn protocol_messages_pipelined_after_prepare_or_declare_keep_their_meaning() {
+    // The client does not wait for the server's answer to a SQL PREPARE or DECLARE before
+    // binding or executing what it creates: the proxy learns the name only when the
+    // server accepts it, after it saw the Bind and Execute.
+    let proxy = start("");
+    let mut s = raw_login(proxy.port, "postgres", "x", "app");
+    raw_query(&mut s, "SET application_name = 'pipelined'").expect("set");
+    let mut bytes = query_msg("PREPARE pd AS DELETE FROM victims");
+    // Bind: unnamed portal to statement "pd", no formats, no parameters, no result formats.
+    bytes.extend_from_slice(&frontend_msg(b'B', b"\0pd\0\0\0\0\0\0\0"));
+    bytes.extend_from_slice(&execute_msg("", 0));
+    bytes.extend_from_slice(&frontend_msg(b'S', b""));
+    let (_, errors) = pipeline(&mut s, &bytes, 2);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(proxy.fired("unbounded-write"), 1.0);
+
+    let mut bytes = query_msg("BEGIN; DECLARE pc CURSOR FOR SELECT * FROM big");
+    for _ in 0..3 {
+        bytes.extend_from_slice(&execute_msg("pc", 6000));
+    }
+    bytes.extend_from_slice(&frontend_msg(b'S', b""));
+    bytes.extend_from_slice(&query_msg("COMMIT"));
+    let (rows, errors) = pipeline(&mut s, &bytes, 3);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(rows, BIG);
+    assert_eq!(proxy.fired("bulk-export"), 1.0);
+    let events = wait_statements(&proxy, "pipelined", |e| {
+        e.iter().filter(|e| e["protocol"] == "extended").count() == 4
+    });
+    let extended: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["protocol"] == "extended")
+        .collect();
+    assert_eq!(extended[0]["command"], "DELETE", "{}", extended[0]);
+    assert_eq!(extended[0]["statement"], "DELETE FROM victims");
+    let totals: Vec<_> = extended[1..]
+        .iter()
+        .map(|e| e["rows_total"].clone())
+        .collect();
+    assert_eq!(totals, [6000, 12000, 15000], "{extended:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tokio_postgres_portal_read_in_batches_fires_bulk_export_once() {
     let proxy = start("");

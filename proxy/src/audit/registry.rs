@@ -14,7 +14,7 @@
 use crate::sql::{NamedCommand, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Prepared statements, portals and cursors remembered per session, each.
 const MAX_NAMED: usize = 10_000;
@@ -24,8 +24,13 @@ const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
 /// A portal created with Bind, or the portal of a SQL cursor (the server keeps both in one
 /// namespace: an Execute can read a cursor, a FETCH a protocol portal).
 pub struct Portal {
-    pub prepared: Option<Arc<Statement>>,
+    prepared: Option<Arc<Statement>>,
     pub params: Option<Arc<[String]>>,
+    /// The statement it was bound to by name, for a Bind the client pipelined after the
+    /// SQL PREPARE that creates it (the server had not answered it yet): looked up when
+    /// an Execute of it completes, into `late`.
+    statement: String,
+    late: OnceLock<Arc<Statement>>,
     /// Rows returned through it so far (Executes with a row limit run it in batches).
     rows: AtomicU64,
     /// Whether an Execute of it was suspended (PortalSuspended): its Executes are batches.
@@ -34,10 +39,16 @@ pub struct Portal {
 
 impl Portal {
     /// A fresh portal.
-    pub fn new(prepared: Option<Arc<Statement>>, params: Option<Arc<[String]>>) -> Portal {
+    pub fn new(
+        prepared: Option<Arc<Statement>>,
+        params: Option<Arc<[String]>>,
+        statement: String,
+    ) -> Portal {
         Portal {
             prepared,
             params,
+            statement,
+            late: OnceLock::new(),
             rows: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
         }
@@ -48,9 +59,16 @@ impl Portal {
         Portal {
             prepared: query,
             params: None,
+            statement: String::new(),
+            late: OnceLock::new(),
             rows: AtomicU64::new(0),
             suspended: AtomicBool::new(true),
         }
+    }
+
+    /// The statement it runs, when the proxy knows it.
+    pub fn prepared(&self) -> Option<Arc<Statement>> {
+        self.prepared.clone().or_else(|| self.late.get().cloned())
     }
 
     fn text_len(&self) -> usize {
@@ -165,8 +183,8 @@ impl Registry {
     pub fn bind(&mut self, portal: String, statement: &str, params: Option<Arc<[String]>>) {
         if portal.is_empty() || self.portals.len() < MAX_NAMED {
             let prepared = self.statement(statement);
-            self.portals
-                .insert(portal, Arc::new(Portal::new(prepared, params)));
+            let p = Portal::new(prepared, params, statement.to_string());
+            self.portals.insert(portal, Arc::new(p));
         }
     }
 
@@ -176,6 +194,22 @@ impl Registry {
             .get(name)
             .or_else(|| self.cursors.get(name).map(|c| &c.portal))
             .cloned()
+    }
+
+    /// The portal an Execute ran, looked at when it completes: the one it found when it
+    /// was sent, or, when the client pipelined it after the SQL PREPARE or DECLARE that
+    /// creates what it runs (the proxy follows those when the server accepts them), the
+    /// portal or statement of that name by now.
+    pub fn executed(&self, portal: Option<Arc<Portal>>, name: &str) -> Option<Arc<Portal>> {
+        let Some(p) = portal else {
+            return self.portal(name);
+        };
+        if p.prepared().is_none() {
+            if let Some(st) = self.statement(&p.statement) {
+                let _ = p.late.set(st);
+            }
+        }
+        Some(p)
     }
 
     /// Close of a portal.
@@ -206,7 +240,7 @@ impl Registry {
         if let Some(p) = self.portals.get(name) {
             let (before, total) = p.batch(returned, true).unwrap_or((0, returned));
             return Fetched {
-                query: p.prepared.clone(),
+                query: p.prepared(),
                 rows_before: before,
                 rows_total: total,
             };
@@ -222,7 +256,7 @@ impl Registry {
             Some(c) => {
                 let (before, total) = c.portal.batch(returned, true).unwrap_or((0, returned));
                 Fetched {
-                    query: c.portal.prepared.clone(),
+                    query: c.portal.prepared(),
                     rows_before: before,
                     rows_total: total,
                 }
@@ -237,7 +271,7 @@ impl Registry {
 
     /// The query of a cursor, without fetching (a FETCH or MOVE that failed).
     pub fn cursor_query(&self, name: &str) -> Option<Arc<Statement>> {
-        self.portal(name).and_then(|p| p.prepared.clone())
+        self.portal(name).and_then(|p| p.prepared())
     }
 
     /// CLOSE (`None`: `CLOSE ALL`).
@@ -406,9 +440,9 @@ mod tests {
 
     #[test]
     fn portals_count_batches_only_when_suspended() {
-        let p = Portal::new(None, None);
+        let p = Portal::new(None, None, String::new());
         assert_eq!(p.batch(7, false), None);
-        let p = Portal::new(None, None);
+        let p = Portal::new(None, None, String::new());
         assert_eq!(p.batch(100, true), Some((0, 100)));
         assert_eq!(p.batch(40, false), Some((100, 140)));
     }

@@ -62,6 +62,9 @@ enum Pending {
     Execute {
         id: u64,
         portal: Option<Arc<Portal>>,
+        /// The portal's name, to find it at completion when it was not known at Execute
+        /// (the client pipelined it after the PREPARE or DECLARE that creates it).
+        name: String,
         started: Instant,
         /// The row limit (0: none); PortalSuspended means exactly this many rows came.
         max_rows: u32,
@@ -309,6 +312,7 @@ impl Tracker {
         self.push(Pending::Execute {
             id,
             portal,
+            name,
             started: Instant::now(),
             max_rows,
         });
@@ -379,11 +383,12 @@ impl Tracker {
                 if let Some(Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
                     max_rows,
                 }) = self.queue.pop_front()
                 {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (portal, st, params) = self.executed(portal, &name);
                     self.roles
                         .completed(tag_word, &st.class, self.session.user.as_deref());
                     // No tag and not empty: PortalSuspended, after exactly max_rows rows.
@@ -461,10 +466,11 @@ impl Tracker {
                 Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
                     ..
                 } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (_, st, params) = self.executed(portal, &name);
                     let fate = match error.take() {
                         Some(mut f) => {
                             f.started = Some(started);
@@ -502,8 +508,10 @@ impl Tracker {
                     }
                     break;
                 }
-                Pending::Execute { id, portal, .. } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                Pending::Execute {
+                    id, portal, name, ..
+                } => {
+                    let (_, st, params) = self.executed(portal, &name);
                     self.finish(id, 1, st, "extended", params, Fate::skipped());
                 }
                 Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
@@ -547,10 +555,11 @@ impl Tracker {
                 Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
                     ..
                 } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (_, st, params) = self.executed(portal, &name);
                     self.finish(id, 1, st, "extended", params, fate(Some(started)));
                 }
                 Pending::Function { id, oid, started } => {
@@ -559,6 +568,17 @@ impl Tracker {
                 _ => {}
             }
         }
+    }
+
+    /// The portal an Execute ran, with its statement and parameters.
+    fn executed(
+        &self,
+        portal: Option<Arc<Portal>>,
+        name: &str,
+    ) -> (Option<Arc<Portal>>, Statement, Option<Arc<[String]>>) {
+        let portal = self.registry.executed(portal, name);
+        let (st, params) = portal_parts(portal.as_deref());
+        (portal, st, params)
     }
 
     fn finish_function(&mut self, id: u64, oid: Option<u32>, fate: Fate) {
@@ -726,19 +746,13 @@ impl Fate {
 /// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
 fn portal_parts(portal: Option<&Portal>) -> (Statement, Option<Arc<[String]>>) {
     match portal {
-        Some(Portal {
-            prepared: Some(p),
-            params,
-            ..
-        }) => ((**p).clone(), params.clone()),
-        Some(Portal {
-            prepared: None,
-            params,
-            ..
-        }) => (
-            placeholder("<unknown prepared statement>", unknown_class()),
-            params.clone(),
-        ),
+        Some(p) => match p.prepared() {
+            Some(st) => ((*st).clone(), p.params.clone()),
+            None => (
+                placeholder("<unknown prepared statement>", unknown_class()),
+                p.params.clone(),
+            ),
+        },
         None => (placeholder("<unknown portal>", unknown_class()), None),
     }
 }
