@@ -43,6 +43,9 @@ const NAMES_CAPTURE: usize = 4096;
 /// ErrorResponse fields worth keeping.
 const ERROR_CAPTURE: usize = 4096;
 
+/// Bind parameters, when logged.
+type Params = Option<Arc<[String]>>;
+
 /// A client message still waiting for the server's reply.
 enum Pending {
     Query {
@@ -575,7 +578,7 @@ impl Tracker {
         &self,
         portal: Option<Arc<Portal>>,
         name: &str,
-    ) -> (Option<Arc<Portal>>, Statement, Option<Arc<[String]>>) {
+    ) -> (Option<Arc<Portal>>, Statement, Params) {
         let portal = self.registry.executed(portal, name);
         let (st, params) = portal_parts(portal.as_deref());
         (portal, st, params)
@@ -744,7 +747,7 @@ impl Fate {
 
 /// The statement and parameters of what a portal runs; an unknown portal (one bound to a
 /// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
-fn portal_parts(portal: Option<&Portal>) -> (Statement, Option<Arc<[String]>>) {
+fn portal_parts(portal: Option<&Portal>) -> (Statement, Params) {
     match portal {
         Some(p) => match p.prepared() {
             Some(st) => ((*st).clone(), p.params.clone()),
