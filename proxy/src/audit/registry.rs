@@ -11,10 +11,13 @@
 //! what a client that never closes them can make the proxy keep. Past them, new objects
 //! are not remembered and their uses are audited as unknown, which a rule can flag.
 
-use crate::sql::{NamedCommand, Statement};
+use crate::sql::{Classification, NamedCommand, ParsePath, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
+/// Bind parameters, when logged.
+pub type Params = Option<Arc<[String]>>;
 
 /// Prepared statements, portals and cursors remembered per session, each.
 const MAX_NAMED: usize = 10_000;
@@ -392,6 +395,40 @@ fn runs(st: Statement, runs: &Statement) -> Statement {
         cache_hit: st.cache_hit,
         named: None,
     }
+}
+
+/// The statement and parameters of what a portal runs; an unknown portal (one bound to a
+/// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
+pub fn portal_parts(portal: Option<&Portal>) -> (Statement, Params) {
+    match portal {
+        Some(p) => match p.prepared() {
+            Some(st) => ((*st).clone(), p.params.clone()),
+            None => (
+                placeholder("<unknown prepared statement>", unknown_class()),
+                p.params.clone(),
+            ),
+        },
+        None => (placeholder("<unknown portal>", unknown_class()), None),
+    }
+}
+
+/// A statement the proxy has no text for, under a descriptive placeholder.
+pub fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
+    Statement {
+        text: Arc::from(text),
+        redacted: false,
+        class,
+        cache_hit: false,
+        named: None,
+    }
+}
+
+/// MISC/UNKNOWN: what the proxy cannot tell.
+pub fn unknown_class() -> Arc<Classification> {
+    static UNKNOWN: OnceLock<Arc<Classification>> = OnceLock::new();
+    UNKNOWN
+        .get_or_init(|| Arc::new(Classification::unknown(ParsePath::Tokens)))
+        .clone()
 }
 
 #[cfg(test)]

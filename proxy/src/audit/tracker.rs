@@ -22,7 +22,7 @@
 //! Noise is decided at completion: a statement that failed is never noise.
 
 use super::messages;
-use super::registry::{Portal, Registry};
+use super::registry::{placeholder, portal_parts, unknown_class, Params, Portal, Registry};
 use super::roles::Roles;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
@@ -42,9 +42,6 @@ const CAPTURE_MIN: usize = 1024 * 1024;
 const NAMES_CAPTURE: usize = 4096;
 /// ErrorResponse fields worth keeping.
 const ERROR_CAPTURE: usize = 4096;
-
-/// Bind parameters, when logged.
-type Params = Option<Arc<[String]>>;
 
 /// A client message still waiting for the server's reply.
 enum Pending {
@@ -745,32 +742,6 @@ impl Fate {
     }
 }
 
-/// The statement and parameters of what a portal runs; an unknown portal (one bound to a
-/// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
-fn portal_parts(portal: Option<&Portal>) -> (Statement, Params) {
-    match portal {
-        Some(p) => match p.prepared() {
-            Some(st) => ((*st).clone(), p.params.clone()),
-            None => (
-                placeholder("<unknown prepared statement>", unknown_class()),
-                p.params.clone(),
-            ),
-        },
-        None => (placeholder("<unknown portal>", unknown_class()), None),
-    }
-}
-
-/// A statement the proxy has no text for, under a descriptive placeholder.
-fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
-    Statement {
-        text: Arc::from(text),
-        redacted: false,
-        class,
-        cache_hit: false,
-        named: None,
-    }
-}
-
 /// A statement past the captured part of a very long simple query.
 fn beyond_capture(truncated: bool) -> Statement {
     let text = if truncated {
@@ -779,13 +750,6 @@ fn beyond_capture(truncated: bool) -> Statement {
         "<statement the proxy did not see>"
     };
     placeholder(text, unknown_class())
-}
-
-fn unknown_class() -> Arc<Classification> {
-    static UNKNOWN: OnceLock<Arc<Classification>> = OnceLock::new();
-    UNKNOWN
-        .get_or_init(|| Arc::new(Classification::unknown(ParsePath::Tokens)))
-        .clone()
 }
 
 fn function_call_class() -> Arc<Classification> {
