@@ -507,6 +507,13 @@ fn failures_are_never_noise_and_housekeeping_is() {
     let proxy = start("");
     let (good, _, _) = human(&proxy, "noise", "SELECT 1/0");
     assert!(!good);
+    // error-burst (noise = false, more than 3 errors) sees a human's failing catalog-shaped
+    // statements.
+    for _ in 0..3 {
+        let (good, _, _) = human(&proxy, "noise_burst", "SELECT 1/0");
+        assert!(!good);
+    }
+    assert_eq!(proxy.fired("error-burst"), 1.0);
     // What pools send on checkout (DISCARD ALL may not run inside the implicit
     // transaction of a multi-statement query: its own).
     ok(human(&proxy, "noise", "DISCARD ALL"));

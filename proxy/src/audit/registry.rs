@@ -7,6 +7,9 @@
 //! through one cursor or portal add up (`rows_total` on each batch), so a read split into
 //! batches is as visible to rules as one SELECT.
 //!
+//! Statements the proxy cannot tie to a known name are still audited, under a placeholder
+//! text (`<unknown portal>`, `<unknown prepared statement>`) with class MISC / UNKNOWN.
+//!
 //! Everything is bounded: the server holds these objects too, so the bounds only limit
 //! what a client that never closes them can make the proxy keep. Past them, new objects
 //! are not remembered and their uses are audited as unknown, which a rule can flag.
