@@ -479,6 +479,65 @@ fn jdbc_fetch_size_read_fires_bulk_export_once() {
         .all(|e| e["class"] == "READ" && objects(e) == ["TABLE big"]));
 }
 
+/// psycopg 3's server-side cursor: DECLARE, then `FETCH FORWARD itersize FROM "name"`,
+/// each through the extended protocol.
+const PSYCOPG_CURSOR: &str = r#"
+import sys, psycopg
+with psycopg.connect(sys.argv[1]) as conn:
+    with conn.cursor(name="psy_big") as cur:
+        cur.itersize = 4000
+        cur.execute("SELECT * FROM " + sys.argv[2])
+        n = sum(1 for _ in cur)
+    print("OK rows=%d" % n)
+"#;
+
+#[test]
+fn a_psycopg_server_side_cursor_read_fires_bulk_export_once() {
+    let have = Command::new("python3")
+        .args(["-c", "import psycopg"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!("SKIPPED psycopg cursor test: python3 with psycopg 3 not found");
+        return;
+    }
+    let proxy = start("");
+    let conninfo = proxy.conninfo(
+        "postgres",
+        "x",
+        "app",
+        "sslmode=disable connect_timeout=20 application_name=psycopg_cursor",
+    );
+    let run = |table: &str| {
+        let out = Command::new("python3")
+            .args(["-c", PSYCOPG_CURSOR, &conninfo, table])
+            .output()
+            .expect("run python3");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    assert!(run("small").contains("OK rows=9000"));
+    assert_eq!(proxy.fired("bulk-export"), 0.0);
+    assert!(run("big").contains("OK rows=15000"));
+    assert_eq!(proxy.fired("bulk-export"), 1.0);
+    let events = wait_statements(&proxy, "psycopg_cursor", |e| {
+        e.iter().any(|e| e["rows_total"] == 15000)
+    });
+    let fetches: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["cursor_query"] == "SELECT * FROM big")
+        .collect();
+    assert!(fetches.len() >= 4, "{events:#?}");
+    assert!(fetches
+        .iter()
+        .all(|e| e["class"] == "READ" && objects(e) == ["TABLE big"]));
+}
+
 #[test]
 fn call_names_the_procedure_on_both_classifier_paths() {
     let proxy = start("");
