@@ -418,6 +418,96 @@ fn noise_is_counted_not_written_by_default() {
     metric_sum_at_least(&proxy, "noise=\"false\"", PSQL_USER.len() as f64);
 }
 
+/// One entry of `tests/corpus/noise_tools.sql`: whether it is a tool's (noise), its
+/// marker line, and its SQL.
+struct Entry {
+    noise: bool,
+    marker: String,
+    sql: String,
+}
+
+fn load_noise_corpus() -> Vec<Entry> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/noise_tools.sql");
+    let text = std::fs::read_to_string(path).expect("read the noise corpus");
+    let mut entries = Vec::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(marker) = lines.next() else { continue };
+        let noise = if marker.starts_with("-- noise:") {
+            true
+        } else if marker.starts_with("-- user:") {
+            false
+        } else {
+            continue; // the header
+        };
+        let sql = lines.collect::<Vec<_>>().join("\n");
+        assert!(!sql.trim().is_empty(), "entry without SQL: {marker}");
+        entries.push(Entry {
+            noise,
+            marker: marker.to_string(),
+            sql,
+        });
+    }
+    entries
+}
+
+/// The catalog SQL of GUI tools (pgAdmin, DBeaver, DataGrip) and drivers (psycopg,
+/// asyncpg, SQLAlchemy, node-postgres) is noise; a human's statements between them,
+/// including a failing one and a write through EXECUTE, are not.
+#[test]
+fn tool_and_driver_corpus_is_noise_and_user_statements_are_not() {
+    let entries = load_noise_corpus();
+    assert!(entries.iter().filter(|e| e.noise).count() >= 35);
+    let proxy = start_proxy(true);
+    // One session, one simple Query per entry; not ON_ERROR_STOP: one entry fails.
+    let mut cmd = Command::new(pg().bin("psql"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("PGCONNECT_TIMEOUT", "20")
+        .env("LC_ALL", "C")
+        .args(["-X", "-A", "-t", "-q", "-d"])
+        .arg(proxy.conninfo(
+            "postgres",
+            "unused",
+            "app",
+            "sslmode=disable application_name=noise_corpus",
+        ));
+    for e in &entries {
+        cmd.args(["-c", &e.sql]);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ERROR")).collect();
+    assert_eq!(errors, ["ERROR:  division by zero"], "{stderr}");
+    let events = wait_statements(&proxy, "the corpus's events", |ev| {
+        ev.iter()
+            .filter(|e| e["application_name"] == "noise_corpus")
+            .count()
+            >= entries.len()
+    });
+    let mut problems = Vec::new();
+    for entry in &entries {
+        let Some(e) = events.iter().find(|e| {
+            e["application_name"] == "noise_corpus"
+                && e["statement"].as_str() == Some(entry.sql.as_str())
+        }) else {
+            problems.push(format!("no event for {}", entry.marker));
+            continue;
+        };
+        if e["noise"] != entry.noise {
+            problems.push(format!(
+                "{}: noise {} (class {} command {} parse {})",
+                entry.marker, e["noise"], e["class"], e["command"], e["parse"]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 fn metric_sum_at_least(proxy: &Proxy, label: &str, n: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while statements_total(proxy, label) < n {

@@ -126,8 +126,12 @@ fn render_param(value: &[u8], binary: bool, max: usize) -> String {
 }
 
 /// An Execute message's portal name.
-pub fn execute(body: &[u8]) -> String {
-    text(Reader::new(body).cstr())
+pub fn execute(body: &[u8]) -> (String, u32) {
+    let mut r = Reader::new(body);
+    let name = text(r.cstr());
+    // 0 (or a negative value, which the server also treats as 0) means no limit.
+    let max_rows = r.i32().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    (name, max_rows)
 }
 
 /// A Close or Describe message: `S` (statement) or `P` (portal), and the name.

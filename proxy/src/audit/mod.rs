@@ -4,7 +4,8 @@
 //!   in pgAudit's line format.
 //! - `tracker`: one session's protocol conversation turned into statement events, each with
 //!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
-//!   `roles`: the effective role.
+//!   `roles`: the effective role; `registry`: the session's prepared statements, portals
+//!   and cursors by name.
 //! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them and
 //!   commits them in groups, releasing sessions as `[audit] durability` asks. The queue is
 //!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
@@ -15,6 +16,7 @@ mod event;
 mod logfile;
 mod messages;
 mod pgaudit;
+mod registry;
 mod roles;
 mod statement;
 mod tracker;

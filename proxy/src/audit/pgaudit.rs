@@ -15,6 +15,7 @@
 use super::event::AuditEvent;
 use super::statement::StatementEvent;
 use super::SessionInfo;
+use crate::sql::Class;
 
 /// Appends `event` in pgAudit's format (one or more lines, each ending in a newline).
 pub fn write(event: &AuditEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
@@ -57,7 +58,7 @@ fn line(event: &AuditEvent, st: &StatementEvent, kind: &str, name: &str, out: &m
             " AUDIT: SESSION,{},{},{},{},",
             st.statement_id,
             st.substatement_id,
-            st.class.class.as_str(),
+            pgaudit_class(st.class.class),
             st.class.command
         )
         .as_bytes(),
@@ -74,6 +75,16 @@ fn line(event: &AuditEvent, st: &StatementEvent, kind: &str, name: &str, out: &m
         Some(p) => csv(&p.join(","), out),
     }
     out.push(b'\n');
+}
+
+/// The class as pgAudit prints it: pgAudit's MISC_SET statements appear as MISC in its
+/// lines (pipelines parsing them expect the classes pgAudit writes); the JSON log keeps
+/// MISC_SET.
+fn pgaudit_class(class: Class) -> &'static str {
+    match class {
+        Class::MiscSet => Class::Misc.as_str(),
+        other => other.as_str(),
+    }
 }
 
 /// pgAudit's CSV rule: quote a field holding a quote, comma or line break, doubling quotes.

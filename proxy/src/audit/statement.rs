@@ -36,6 +36,14 @@ pub struct StatementEvent {
     pub extra_objects: Vec<Object>,
     /// Redacted text.
     pub statement: Arc<str>,
+    /// For an `EXECUTE name`: the redacted text of the prepared statement it ran (whose
+    /// classification the event carries).
+    pub prepared_statement: Option<Arc<str>>,
+    /// For a `FETCH` or `MOVE`: the redacted query of its cursor (whose classification
+    /// the event carries).
+    pub cursor_query: Option<Arc<str>>,
+    /// Catalog noise: the classification says so and the statement did not fail.
+    pub noise: bool,
     /// `simple`, `extended` or `function_call`.
     pub protocol: &'static str,
     pub service: bool,
@@ -48,6 +56,13 @@ pub struct StatementEvent {
     pub sqlstate: Option<String>,
     pub error: Option<String>,
     pub rows: Option<u64>,
+    /// For a batch read through a cursor (FETCH) or a protocol portal run in batches
+    /// (Execute with a row limit): the rows returned through it so far, this batch
+    /// included. `None` for a statement run in one go.
+    pub rows_total: Option<u64>,
+    /// `rows_total` before this batch (0 for a statement run in one go): rules'
+    /// `rows_over` fires on the batch that crosses the limit, once per cursor or portal.
+    pub rows_before: u64,
     pub duration_ms: Option<f64>,
     /// Bind parameters, when `log_parameters` is on.
     pub parameters: Option<Arc<[String]>>,
@@ -61,6 +76,10 @@ struct Fields<'a> {
     command: &'a str,
     objects: Objects<'a>,
     statement: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepared_statement: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor_query: Option<&'a str>,
     protocol: &'static str,
     parse: ParsePath,
     user_kind: &'static str,
@@ -70,6 +89,8 @@ struct Fields<'a> {
     sqlstate: Option<&'a str>,
     error: Option<&'a str>,
     rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows_total: Option<u64>,
     duration_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<&'a [String]>,
@@ -108,15 +129,18 @@ impl StatementEvent {
             command: &self.class.command,
             objects: Objects(&self.class.objects, &self.extra_objects),
             statement: &self.statement,
+            prepared_statement: self.prepared_statement.as_deref(),
+            cursor_query: self.cursor_query.as_deref(),
             protocol: self.protocol,
             parse: self.class.parse,
             user_kind: self.user_kind(),
-            noise: self.class.noise,
+            noise: self.noise,
             role: self.role.as_deref(),
             outcome: self.outcome,
             sqlstate: self.sqlstate.as_deref(),
             error: self.error.as_deref(),
             rows: self.rows,
+            rows_total: self.rows_total,
             duration_ms: self.duration_ms,
             parameters: self.parameters.as_deref(),
         }

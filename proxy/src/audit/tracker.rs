@@ -16,8 +16,13 @@
 //!
 //! Prepared statements are classified once, at Parse, and remembered by name; portals
 //! remember the statement they were bound to (and the parameters, with `log_parameters`).
+//! SQL-level PREPARE, DECLARE and their kin change those names when they succeed
+//! (`registry.rs`); an EXECUTE or FETCH is logged as what it runs.
+//!
+//! Noise is decided at completion: a statement that failed is never noise.
 
 use super::messages;
+use super::registry::{placeholder, portal_parts, unknown_class, Params, Portal, Registry};
 use super::roles::Roles;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
@@ -26,7 +31,7 @@ use crate::detect::rule::On;
 use crate::metrics::Metrics;
 use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -37,19 +42,6 @@ const CAPTURE_MIN: usize = 1024 * 1024;
 const NAMES_CAPTURE: usize = 4096;
 /// ErrorResponse fields worth keeping.
 const ERROR_CAPTURE: usize = 4096;
-/// Prepared statements and portals remembered per session. The server holds them too, so
-/// this only bounds what a client that never closes them can make the proxy keep.
-const MAX_NAMED: usize = 10_000;
-/// Text of named prepared statements remembered per session. Past it, new named
-/// statements are not remembered: their executions are still audited, as
-/// `<unknown prepared statement>` with class MISC / UNKNOWN, which a rule can flag.
-const MAX_NAMED_BYTES: usize = 32 * 1024 * 1024;
-
-/// A portal created with Bind.
-struct Portal {
-    prepared: Option<Arc<Statement>>,
-    params: Option<Arc<[String]>>,
-}
 
 /// A client message still waiting for the server's reply.
 enum Pending {
@@ -70,7 +62,12 @@ enum Pending {
     Execute {
         id: u64,
         portal: Option<Arc<Portal>>,
+        /// The portal's name, to find it at completion when it was not known at Execute
+        /// (the client pipelined it after the PREPARE or DECLARE that creates it).
+        name: String,
         started: Instant,
+        /// The row limit (0: none); PortalSuspended means exactly this many rows came.
+        max_rows: u32,
     },
     Function {
         id: u64,
@@ -106,10 +103,8 @@ pub struct Tracker {
     detect_statements: bool,
     capture: usize,
     next_id: u64,
-    statements: HashMap<String, Arc<Statement>>,
-    /// Text bytes held in `statements`.
-    named_bytes: usize,
-    portals: HashMap<String, Arc<Portal>>,
+    /// Prepared statements, portals and cursors by name.
+    registry: Registry,
     queue: VecDeque<Pending>,
     ready: Vec<AuditEvent>,
     roles: Roles,
@@ -138,9 +133,7 @@ impl Tracker {
             detect_statements,
             capture,
             next_id: 1,
-            statements: HashMap::new(),
-            named_bytes: 0,
-            portals: HashMap::new(),
+            registry: Registry::default(),
             queue: VecDeque::new(),
             ready: Vec::new(),
             roles: Roles::default(),
@@ -195,12 +188,8 @@ impl Tracker {
             b'C' => {
                 let (kind, name) = messages::close(body);
                 match kind {
-                    b'S' => {
-                        if let Some(p) = self.statements.remove(&name) {
-                            self.named_bytes = self.named_bytes.saturating_sub(p.text.len());
-                        }
-                    }
-                    b'P' => drop(self.portals.remove(&name)),
+                    b'S' => self.registry.deallocate(Some(&name)),
+                    b'P' => self.registry.close_portal(&name),
                     _ => {}
                 }
                 self.push(Pending::Close);
@@ -324,14 +313,7 @@ impl Tracker {
             .classify_statement_with(sql.trim(), self.scs);
         self.count_classified(&prepared);
         let prepared = Arc::new(prepared);
-        let fits = self.statements.len() < MAX_NAMED
-            && self.named_bytes.saturating_add(prepared.text.len()) <= MAX_NAMED_BYTES;
-        if name.is_empty() || fits {
-            self.named_bytes = self.named_bytes.saturating_add(prepared.text.len());
-            if let Some(old) = self.statements.insert(name, prepared.clone()) {
-                self.named_bytes = self.named_bytes.saturating_sub(old.text.len());
-            }
-        }
+        self.registry.parse(name, prepared.clone());
         self.push(Pending::Parse(prepared));
     }
 
@@ -341,27 +323,21 @@ impl Tracker {
             .log_parameters
             .then_some(audit.log_parameter_max_bytes);
         let (portal, statement, params) = messages::bind(body, max);
-        let prepared = self.statements.get(&statement).cloned();
-        if portal.is_empty() || self.portals.len() < MAX_NAMED {
-            self.portals.insert(
-                portal,
-                Arc::new(Portal {
-                    prepared,
-                    params: params.map(Arc::from),
-                }),
-            );
-        }
+        self.registry
+            .bind(portal, &statement, params.map(Arc::from));
         self.push(Pending::Bind);
     }
 
     fn on_execute(&mut self, body: &[u8]) {
-        let name = messages::execute(body);
-        let portal = self.portals.get(&name).cloned();
+        let (name, max_rows) = messages::execute(body);
+        let portal = self.registry.portal(&name);
         let id = self.take_id();
         self.push(Pending::Execute {
             id,
             portal,
+            name,
             started: Instant::now(),
+            max_rows,
         });
     }
 
@@ -430,13 +406,25 @@ impl Tracker {
                 if let Some(Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
+                    max_rows,
                 }) = self.queue.pop_front()
                 {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (portal, st, params) = self.executed(portal, &name);
                     self.roles
                         .completed(tag_word, &st.class, self.session.user.as_deref());
-                    let fate = Fate::ok(rows, started);
+                    // No tag and not empty: PortalSuspended, after exactly max_rows rows.
+                    let suspended = tag.is_none() && !empty;
+                    let rows = if suspended {
+                        Some(u64::from(max_rows))
+                    } else {
+                        rows
+                    };
+                    let mut fate = Fate::ok(rows, started);
+                    fate.batch = portal
+                        .as_deref()
+                        .and_then(|p| p.batch(rows.unwrap_or(0), suspended));
                     self.finish(id, 1, st, "extended", params, fate);
                 }
             }
@@ -456,6 +444,7 @@ impl Tracker {
             error: Some(e.message.clone()),
             rows: None,
             started: Some(started),
+            batch: None,
         };
         match self.queue.front() {
             Some(Pending::Query { .. }) => {
@@ -500,9 +489,11 @@ impl Tracker {
                 Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
+                    ..
                 } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (_, st, params) = self.executed(portal, &name);
                     let fate = match error.take() {
                         Some(mut f) => {
                             f.started = Some(started);
@@ -540,8 +531,10 @@ impl Tracker {
                     }
                     break;
                 }
-                Pending::Execute { id, portal, .. } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                Pending::Execute {
+                    id, portal, name, ..
+                } => {
+                    let (_, st, params) = self.executed(portal, &name);
                     self.finish(id, 1, st, "extended", params, Fate::skipped());
                 }
                 Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
@@ -549,6 +542,7 @@ impl Tracker {
         }
         if status == b'I' {
             self.roles.idle();
+            self.registry.idle();
         }
     }
 
@@ -561,6 +555,7 @@ impl Tracker {
             error: Some("no reply: the session ended first".to_string()),
             rows: None,
             started,
+            batch: None,
         };
         while let Some(p) = self.queue.pop_front() {
             match p {
@@ -583,9 +578,11 @@ impl Tracker {
                 Pending::Execute {
                     id,
                     portal,
+                    name,
                     started,
+                    ..
                 } => {
-                    let (st, params) = portal_parts(portal.as_deref());
+                    let (_, st, params) = self.executed(portal, &name);
                     self.finish(id, 1, st, "extended", params, fate(Some(started)));
                 }
                 Pending::Function { id, oid, started } => {
@@ -594,6 +591,17 @@ impl Tracker {
                 _ => {}
             }
         }
+    }
+
+    /// The portal an Execute ran, with its statement and parameters.
+    fn executed(
+        &self,
+        portal: Option<Arc<Portal>>,
+        name: &str,
+    ) -> (Option<Arc<Portal>>, Statement, Params) {
+        let portal = self.registry.executed(portal, name);
+        let (st, params) = portal_parts(portal.as_deref());
+        (portal, st, params)
     }
 
     fn finish_function(&mut self, id: u64, oid: Option<u32>, fate: Fate) {
@@ -609,6 +617,10 @@ impl Tracker {
             .into_iter()
             .collect();
         let st = placeholder(&text, function_call_class());
+        let extra = Extra {
+            objects: extra,
+            ..Extra::default()
+        };
         self.emit(id, 1, st, extra, "function_call", None, fate);
     }
 
@@ -619,9 +631,20 @@ impl Tracker {
         st: Statement,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
-        fate: Fate,
+        mut fate: Fate,
     ) {
-        self.emit(id, sub, st, Vec::new(), protocol, params, fate);
+        let r = self
+            .registry
+            .resolve(st, fate.outcome == Outcome::Ok, fate.rows);
+        if r.batch.is_some() {
+            fate.batch = r.batch;
+        }
+        let extra = Extra {
+            objects: Vec::new(),
+            prepared_statement: r.prepared_statement,
+            cursor_query: r.cursor_query,
+        };
+        self.emit(id, sub, r.statement, extra, protocol, params, fate);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -630,17 +653,17 @@ impl Tracker {
         id: u64,
         sub: usize,
         st: Statement,
-        extra_objects: Vec<Object>,
+        extra: Extra,
         protocol: &'static str,
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
         let class = st.class;
-        self.metrics
-            .statement(class.class, self.service, class.noise);
+        // Tools' catalog queries do not fail; a failure is a human's, and worth a line.
+        let noise = class.noise && fate.outcome != Outcome::Error;
+        self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;
-        let logged =
-            (audit.log_service_accounts || !self.service) && (audit.log_noise || !class.noise);
+        let logged = (audit.log_service_accounts || !self.service) && (audit.log_noise || !noise);
         if !logged && !self.detect_statements {
             return;
         }
@@ -658,8 +681,11 @@ impl Tracker {
             statement_id: id,
             substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),
             class,
-            extra_objects,
+            extra_objects: extra.objects,
             statement: st.text,
+            prepared_statement: extra.prepared_statement,
+            cursor_query: extra.cursor_query,
+            noise,
             protocol,
             service: self.service,
             logged,
@@ -668,6 +694,8 @@ impl Tracker {
             sqlstate: fate.sqlstate,
             error,
             rows: fate.rows,
+            rows_total: fate.batch.map(|(_, total)| total),
+            rows_before: fate.batch.map_or(0, |(before, _)| before),
             duration_ms,
             parameters: params,
         };
@@ -698,6 +726,20 @@ struct Fate {
     error: Option<String>,
     rows: Option<u64>,
     started: Option<Instant>,
+    /// For a batch read through a cursor or portal: rows returned through it before this
+    /// statement, and including it.
+    batch: Option<(u64, u64)>,
+}
+
+/// What an event carries beyond its statement.
+#[derive(Default)]
+struct Extra {
+    /// Objects the classification did not know (FunctionCall's function oid).
+    objects: Vec<Object>,
+    /// The text an EXECUTE ran.
+    prepared_statement: Option<Arc<str>>,
+    /// The query of the cursor a FETCH or MOVE read.
+    cursor_query: Option<Arc<str>>,
 }
 
 impl Fate {
@@ -708,6 +750,7 @@ impl Fate {
             error: None,
             rows,
             started: Some(started),
+            batch: None,
         }
     }
     fn skipped() -> Fate {
@@ -717,36 +760,8 @@ impl Fate {
             error: None,
             rows: None,
             started: None,
+            batch: None,
         }
-    }
-}
-
-/// The statement and parameters of what a portal runs; an unknown portal (one bound to a
-/// statement the proxy never saw) is still audited, as MISC/UNKNOWN.
-fn portal_parts(portal: Option<&Portal>) -> (Statement, Option<Arc<[String]>>) {
-    match portal {
-        Some(Portal {
-            prepared: Some(p),
-            params,
-        }) => ((**p).clone(), params.clone()),
-        Some(Portal {
-            prepared: None,
-            params,
-        }) => (
-            placeholder("<unknown prepared statement>", unknown_class()),
-            params.clone(),
-        ),
-        None => (placeholder("<unknown portal>", unknown_class()), None),
-    }
-}
-
-/// A statement the proxy has no text for, under a descriptive placeholder.
-fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
-    Statement {
-        text: Arc::from(text),
-        redacted: false,
-        class,
-        cache_hit: false,
     }
 }
 
@@ -758,13 +773,6 @@ fn beyond_capture(truncated: bool) -> Statement {
         "<statement the proxy did not see>"
     };
     placeholder(text, unknown_class())
-}
-
-fn unknown_class() -> Arc<Classification> {
-    static UNKNOWN: OnceLock<Arc<Classification>> = OnceLock::new();
-    UNKNOWN
-        .get_or_init(|| Arc::new(Classification::unknown(ParsePath::Tokens)))
-        .clone()
 }
 
 fn function_call_class() -> Arc<Classification> {

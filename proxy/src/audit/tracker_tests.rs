@@ -52,8 +52,13 @@ fn bind(portal: &str, stmt: &str) -> Vec<u8> {
 }
 
 fn execute(portal: &str) -> Vec<u8> {
+    execute_limit(portal, 0)
+}
+
+fn execute_limit(portal: &str, max_rows: i32) -> Vec<u8> {
     let mut b = portal.as_bytes().to_vec();
-    b.extend_from_slice(&[0, 0, 0, 0, 0]);
+    b.push(0);
+    b.extend_from_slice(&max_rows.to_be_bytes());
     b
 }
 
@@ -84,8 +89,8 @@ fn named_statement_with_describe_and_suspended_portal() {
     assert!(statements(&mut t).is_empty(), "preparing runs nothing");
     // Two Executes of one portal with a row limit: suspended, then complete.
     client(&mut t, b'B', &bind("p1", "s1"));
-    client(&mut t, b'E', &execute("p1"));
-    client(&mut t, b'E', &execute("p1"));
+    client(&mut t, b'E', &execute_limit("p1", 1));
+    client(&mut t, b'E', &execute_limit("p1", 1));
     client(&mut t, b'S', b"");
     server(&mut t, b'2', b"");
     server(&mut t, b'D', b"");
@@ -97,8 +102,11 @@ fn named_statement_with_describe_and_suspended_portal() {
     assert_eq!(ev.len(), 2);
     assert!(ev.iter().all(|e| &*e.statement == "select * from t"));
     assert!(ev.iter().all(|e| e.outcome == Outcome::Ok));
-    assert_eq!(ev[0].rows, None);
+    // A suspended batch returned exactly the row limit; the batches add up.
+    assert_eq!(ev[0].rows, Some(1));
     assert_eq!(ev[1].rows, Some(1));
+    assert_eq!((ev[0].rows_before, ev[0].rows_total), (0, Some(1)));
+    assert_eq!((ev[1].rows_before, ev[1].rows_total), (1, Some(2)));
     assert!(ev[0].statement_id < ev[1].statement_id);
 }
 

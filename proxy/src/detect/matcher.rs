@@ -97,7 +97,7 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
     if !any_glob(&m.command, Some(&c.command)) {
         return false;
     }
-    if m.noise.is_some_and(|n| n != c.noise) {
+    if m.noise.is_some_and(|n| n != st.noise) {
         return false;
     }
     if !m.outcome.is_empty() {
@@ -155,10 +155,69 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
     if m.grants_role.is_some_and(|g| g != f.grants_role) {
         return false;
     }
+    // Rows read in batches (a cursor's FETCHes, a portal's Executes) count as one read:
+    // the batch whose running total crosses the limit matches, once.
     if let Some(n) = m.rows_over {
-        if st.rows.is_none_or(|r| r <= n) {
+        let total = st.rows_total.or(st.rows);
+        if total.is_none_or(|r| r <= n) || st.rows_before > n {
             return false;
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Classifier, ClassifierOptions};
+
+    /// A READ event with `rows` of its own and, for a batch, `(before, total)`.
+    fn read(rows: u64, batch: Option<(u64, u64)>) -> StatementEvent {
+        let st =
+            Classifier::new(ClassifierOptions::default()).classify_statement("SELECT * FROM big");
+        StatementEvent {
+            statement_id: 1,
+            substatement_id: 1,
+            class: st.class,
+            extra_objects: Vec::new(),
+            statement: st.text,
+            prepared_statement: None,
+            cursor_query: None,
+            noise: false,
+            protocol: "simple",
+            service: false,
+            logged: true,
+            role: None,
+            outcome: Outcome::Ok,
+            sqlstate: None,
+            error: None,
+            rows: Some(rows),
+            rows_total: batch.map(|b| b.1),
+            rows_before: batch.map_or(0, |b| b.0),
+            duration_ms: None,
+            parameters: None,
+        }
+    }
+
+    #[test]
+    fn rows_over_matches_the_batch_that_crosses_once() {
+        let m = Match {
+            rows_over: Some(10_000),
+            ..Match::default()
+        };
+        assert!(statement_matches(&m, &read(15_000, None)));
+        assert!(!statement_matches(&m, &read(10_000, None)));
+        let batches = [
+            (6000, (0, 6000)),
+            (6000, (6000, 12_000)),
+            (3000, (12_000, 15_000)),
+        ];
+        let hits: Vec<bool> = batches
+            .iter()
+            .map(|&(rows, b)| statement_matches(&m, &read(rows, Some(b))))
+            .collect();
+        assert_eq!(hits, [false, true, false]);
+        // A MOVE past the limit returns nothing: its total does not move.
+        assert!(!statement_matches(&m, &read(14_000, Some((0, 0)))));
+    }
 }

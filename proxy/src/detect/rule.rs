@@ -136,7 +136,10 @@ pub struct Match {
     /// GRANT of a role (membership) to a role.
     #[serde(default)]
     pub grants_role: Option<bool>,
-    /// More than this many rows returned or affected.
+    /// More than this many rows returned or affected. Rows read in batches through one
+    /// cursor (FETCH) or protocol portal (Execute with a row limit) add up: the batch
+    /// whose running total (`rows_total`) first exceeds the limit matches, once per cursor
+    /// or portal, as one SELECT of all those rows would.
     #[serde(default)]
     pub rows_over: Option<u64>,
 }

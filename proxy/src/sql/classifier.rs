@@ -3,6 +3,7 @@
 
 use super::cache::Cache;
 use super::lex::{self, Fingerprinter};
+use super::named::{self, NamedCommand};
 use super::{ast, names, tokens, Classification, Redact};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -38,6 +39,17 @@ pub struct Statement {
     pub class: Arc<Classification>,
     /// Whether the classification came from the cache.
     pub cache_hit: bool,
+    /// For statements acting on a named prepared statement or cursor: the name, and the
+    /// statement a PREPARE prepares or a DECLARE's query.
+    pub named: Option<Arc<Named>>,
+}
+
+/// What a statement does to a session's named prepared statements and cursors.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub command: NamedCommand,
+    /// The PREPAREd statement or the cursor's query, classified and redacted on its own.
+    pub query: Option<Statement>,
 }
 
 /// Shared by all sessions.
@@ -93,6 +105,25 @@ impl Classifier {
 
     /// [`Classifier::classify_statement`] for a session's `standard_conforming_strings`.
     pub fn classify_statement_with(&self, sql: &str, scs: bool) -> Statement {
+        let mut st = self.classify_one(sql, scs);
+        st.named = named::read(&st.class.command, sql, scs).map(|command| {
+            // One level only: the inner statement's own PREPARE or DECLARE (which the
+            // server refuses anyway) is not read, so no text can make this recurse.
+            let query = match &command {
+                NamedCommand::Prepare { body, .. } | NamedCommand::Declare { body, .. } => {
+                    sql.get(*body..).map(|q| {
+                        self.classify_one(q.trim_end_matches([';', ' ', '\n', '\t', '\r']), scs)
+                    })
+                }
+                _ => None,
+            };
+            Arc::new(Named { command, query })
+        });
+        st
+    }
+
+    /// Classifies and redacts one statement, without reading names.
+    fn classify_one(&self, sql: &str, scs: bool) -> Statement {
         let key = self.fingerprints.fingerprint_with(sql, scs);
         let (class, cache_hit) = match self.cache.get(key) {
             Some(c) => (c, true),
@@ -116,6 +147,7 @@ impl Classifier {
             redacted,
             class,
             cache_hit,
+            named: None,
         }
     }
 

@@ -12,8 +12,9 @@
 //! sqlparser 0.63 does not parse role grants (`GRANT admin TO alice`), and `ast.rs` leaves
 //! a GRANT without `ON` to the token path: `grants_role` comes from the token path only.
 
-use super::lexed::{Lexed, Tk};
-use super::{commands, utility, CopyDirection, StatementFacts};
+use super::tokens::lexed::{Lexed, Tk};
+use super::tokens::{commands, utility};
+use super::{CopyDirection, StatementFacts};
 use sqlparser::ast::{
     AlterRoleOperation, CopyTarget, CreateRole, Query, RoleOption, SetExpr, Statement,
 };

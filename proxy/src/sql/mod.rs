@@ -2,36 +2,42 @@
 //!
 //! Everything here works on text a client sent, so it is hostile-input code: no panics, no
 //! unbounded recursion, bounded work per byte. The layer is pure (no I/O, no sessions):
-//! - [`lex`]: lexical tools that never fail: splitting a simple query into statements,
-//!   the literal-blind fingerprint the cache is keyed by, and redaction.
-//! - [`ast`]: the sqlparser path: class, command, objects and functions from the AST.
-//! - [`tokens`]: the fallback when sqlparser cannot parse: leading keywords decide class
-//!   and command (as PostgreSQL derives its command tags), names are taken from the
-//!   positions that name objects.
+//! - [`lex`] (`lex/`): lexical tools that never fail: splitting a simple query into
+//!   statements, the literal-blind fingerprint the cache is keyed by, and redaction, on a
+//!   hand-written lexer following PostgreSQL's `scan.l`.
+//! - [`ast`] (`ast/`): the sqlparser path: class, command, objects and functions from the
+//!   AST (`walk` visits it, `parts` maps its pieces).
+//! - [`tokens`] (`tokens/`): the fallback when sqlparser cannot parse: leading keywords
+//!   decide class and command (as PostgreSQL derives its command tags: `commands`), names
+//!   are taken from the positions that name objects (`scan` for queries, `utility` for
+//!   DDL, GRANT and SET), on sqlparser's tokenizer (`lexed`).
 //! - [`noise`]: whether a classified statement provably only reads catalog state.
 //! - [`facts`]: what detection rules ask beyond class and command ([`StatementFacts`]).
 //! - [`cache`]: classifications keyed by fingerprint, bounded by bytes.
 //! - [`classifier`]: the entry point tying these together.
+//! - [`named`]: the names PREPARE, EXECUTE, DECLARE, FETCH and friends act on.
+//! - [`names`]: identifier folding and rendering, shared by both paths.
 
 pub mod ast;
-pub mod ast_parts;
 pub mod cache;
 pub mod classifier;
-pub mod commands;
 pub mod facts;
 pub mod lex;
-pub mod lexed;
+pub mod named;
 pub mod names;
 pub mod noise;
-pub mod scan;
 pub mod tokens;
-pub mod utility;
-pub mod walk;
+
+// The paths' parts under the names they had before each path got its folder, so
+// `crate::sql::lexed` and friends keep working.
+pub use ast::{parts as ast_parts, walk};
+pub use tokens::{commands, lexed, scan, utility};
 
 #[cfg(test)]
 mod facts_tests;
 
-pub use classifier::{Classifier, ClassifierOptions, Statement};
+pub use classifier::{Classifier, ClassifierOptions, Named, Statement};
+pub use named::NamedCommand;
 
 use serde::Serialize;
 

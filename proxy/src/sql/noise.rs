@@ -29,6 +29,10 @@ pub enum Shape {
     Setting { name: String, value_ok: bool },
     /// `BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `SET TRANSACTION`, ...
     Transaction,
+    /// Driver and pool housekeeping that only drops session state: `DISCARD ALL`,
+    /// `DEALLOCATE [ALL]`, `CLOSE ALL`, `UNLISTEN *`, `RESET ALL` (psycopg, SQLAlchemy
+    /// and pools send them on every checkout).
+    Housekeeping,
     /// Anything else: never noise.
     Other,
 }
@@ -37,7 +41,7 @@ pub enum Shape {
 /// every `set_config` call in it was vetted with [`set_config_call_ok`].
 pub fn judge(shape: &Shape, objects: &[Object], functions: &[String], set_config_ok: bool) -> bool {
     match shape {
-        Shape::Show | Shape::Transaction => objects.is_empty(),
+        Shape::Show | Shape::Transaction | Shape::Housekeeping => objects.is_empty(),
         Shape::Setting { name, value_ok } => *value_ok && is_tool_setting(name),
         Shape::ReadQuery => {
             objects.iter().all(|o| is_catalog_relation(&o.name))
@@ -212,6 +216,10 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
     "current_schema", "current_schemas", "current_database", "current_catalog",
     "current_user", "current_role", "session_user", "user", "current_setting", "version",
     "pg_backend_pid", "pg_postmaster_start_time", "pg_conf_load_time", "pg_is_in_recovery",
+    // pgAdmin's recovery probe
+    "pg_is_wal_replay_paused",
+    // asyncpg's pool reset: releases only the session's own advisory locks
+    "pg_advisory_unlock_all",
     "inet_server_addr", "inet_server_port", "inet_client_addr", "inet_client_port",
     "pg_my_temp_schema", "pg_is_other_temp_schema", "pg_jit_available",
     "pg_listening_channels", "pg_trigger_depth", "now", "statement_timestamp",

@@ -43,6 +43,17 @@ const PSQL_D_PLUS_COLUMNS: &str = "SELECT a.attname, pg_catalog.format_type(a.at
 const JDBC_PRIMARY_KEYS: &str = "SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, result.PK_NAME FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME, (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME, information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid) JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid) JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid) JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true AND n.nspname = 'public' AND ct.relname = 'app_table' AND i.indisprimary ) result where result.A_ATTNUM = (result.KEYS).x ORDER BY result.table_name, result.pk_name, result.key_seq";
 
 const NOISE: &[&str] = &[
+    // Driver and pool housekeeping on every checkout: it only drops session state (the
+    // role RESET ALL / DISCARD ALL restore is still followed for later events).
+    "DISCARD ALL",
+    "RESET ALL",
+    "DEALLOCATE ALL",
+    "DEALLOCATE PREPARE s1",
+    "deallocate \"_pg3_0\"",
+    "CLOSE ALL",
+    "UNLISTEN *",
+    // pgAdmin's recovery probe.
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END",
     PSQL_D_PLUS_COLUMNS,
     JDBC_PRIMARY_KEYS,
     PSQL_D,
@@ -140,13 +151,14 @@ const NOT_NOISE: &[&str] = &[
     "SET ROLE admin",
     "SET SESSION AUTHORIZATION admin",
     "SET role = 'x'",
-    "RESET ALL",
     "RESET ROLE",
     "SET work_mem = '1GB'",
     "SET search_path = evil, pg_catalog",
     "SET search_path = 'evil', 'pg_catalog'",
     "SET myext.setting = 1",
-    "DISCARD ALL",
+    "CLOSE c",
+    "UNLISTEN chan",
+    "DISCARD TEMP",
     // Everything else.
     "EXPLAIN SELECT 1",
     "PREPARE p AS SELECT 1",

@@ -415,7 +415,7 @@ const CASES: &[Case] = &[
         "CALL s.p((SELECT max(a) FROM t))",
         Class::Function,
         "CALL",
-        &["TABLE t"],
+        &["FUNCTION s.p", "TABLE t"],
     ),
     ("FOO BAR", Class::Misc, "UNKNOWN", &[]),
     ("", Class::Misc, "UNKNOWN", &[]),

@@ -3,7 +3,7 @@
 //! When the tokenizer fails (an unterminated quote, often a statement cut at the parse
 //! limit), a crude quote-aware split stands in. Both are linear and never fail.
 
-use super::names;
+use crate::sql::names;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 

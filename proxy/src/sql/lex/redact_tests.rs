@@ -1,4 +1,4 @@
-//! Unit tests of redaction (`lex_redact.rs` through `lex::redact`).
+//! Unit tests of redaction (`lex/redact.rs` through `lex::redact`).
 
 use super::*;
 

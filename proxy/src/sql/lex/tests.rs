@@ -1,4 +1,4 @@
-//! Unit tests of the lexer, splitting and fingerprints (`lex.rs`, `lex_scan.rs`).
+//! Unit tests of the lexer, splitting and fingerprints (`lex/mod.rs`, `lex/scan.rs`).
 
 use super::redact_tests::{hides, pw};
 use super::scan::{Kind, Lexer, StrKind};

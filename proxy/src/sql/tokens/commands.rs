@@ -10,7 +10,7 @@
 //! AlterUserMappingStmt. DROP USER MAPPING is not listed: DDL.
 
 use super::lexed::Lexed;
-use super::Class;
+use crate::sql::Class;
 
 /// One object kind: the words that spell it and the name PostgreSQL prints.
 pub struct Kind {

@@ -2,13 +2,13 @@
 //! maintenance commands, SET and RESET. Each reads the names at the positions the
 //! statement's grammar gives them; all loops advance and none recurse.
 
-use super::ast_parts;
 use super::commands::{self, Kind};
 use super::lexed::{Lexed, Tk};
-use super::noise::{self, Shape};
 use super::scan;
-use super::tokens::Head;
-use super::{names, Class, Object, RoleChange};
+use super::Head;
+use crate::sql::ast::parts as ast_parts;
+use crate::sql::noise::{self, Shape};
+use crate::sql::{names, Class, Object, RoleChange};
 
 /// The first token in `from..end` at parenthesis depth 0 that is one of `kws`.
 pub fn depth0(lx: &Lexed, from: usize, end: usize, kws: &[&str]) -> Option<usize> {
@@ -24,6 +24,13 @@ pub fn depth0(lx: &Lexed, from: usize, end: usize, kws: &[&str]) -> Option<usize
         }
     }
     None
+}
+
+/// Whether the statement ends at token `j` (nothing, or only a semicolon, follows).
+pub fn ends_at(lx: &Lexed, j: usize) -> bool {
+    lx.toks
+        .get(j..)
+        .is_none_or(|rest| rest.iter().all(|t| t.kind == Tk::Semi))
 }
 
 /// Index of the main statement after `WITH` at `w` (its CTE list skipped).
@@ -563,7 +570,12 @@ pub fn set(lx: &Lexed, k: usize, end: usize) -> Head {
 pub fn reset(lx: &Lexed, k: usize) -> Head {
     let mut h = Head::new(Class::MiscSet, "RESET");
     let j = k + 1;
-    if lx.is(j, "all") || lx.is(j, "role") || (lx.is(j, "session") && lx.is(j + 1, "authorization"))
+    if lx.is(j, "all") && ends_at(lx, j + 1) {
+        h.role_change = Some(RoleChange::Reset);
+        h.shape = Shape::Housekeeping;
+    } else if lx.is(j, "all")
+        || lx.is(j, "role")
+        || (lx.is(j, "session") && lx.is(j + 1, "authorization"))
     {
         h.role_change = Some(RoleChange::Reset);
     } else {

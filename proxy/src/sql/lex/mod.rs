@@ -1,12 +1,11 @@
 //! Lexical tools that never fail: statement splitting, fingerprints, redaction.
 //!
-//! All of them run on `scan::Lexer` (`lex_scan.rs`), a hand-written lexer following
+//! All of them run on `scan::Lexer` (`scan.rs`), a hand-written lexer following
 //! PostgreSQL's `scan.l`: linear time, no allocation, no recursion, never panics, and any
 //! text (with unterminated strings, quoted identifiers, dollar quotes or comments) lexes.
 
-#[path = "lex_redact.rs"]
+#[path = "redact.rs"]
 mod redact_impl;
-#[path = "lex_scan.rs"]
 pub(crate) mod scan;
 
 use super::Redact;
@@ -314,7 +313,7 @@ impl Sink {
 ///
 /// Returns `Cow::Borrowed` when nothing changes; in [`Redact::Passwords`] mode a text
 /// without `password` (any case) or `://` is returned without being lexed. See
-/// `lex_redact.rs` for the rules.
+/// `redact.rs` for the rules.
 pub fn redact(sql: &str, mode: Redact) -> Cow<'_, str> {
     redact_impl::redact(sql, mode, true)
 }
@@ -356,9 +355,7 @@ pub(crate) fn find_ignore_ascii_case(hay: &[u8], from: usize, needle: &[u8]) -> 
 }
 
 #[cfg(test)]
-#[path = "lex_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "lex_redact_tests.rs"]
 mod redact_tests;

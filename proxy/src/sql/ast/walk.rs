@@ -9,7 +9,7 @@
 //! functions in FROM are functions, and `FROM ONLY t` (which sqlparser reads as a table
 //! named `ONLY`) marks the statement misread.
 
-use super::{names, noise, Object};
+use crate::sql::{names, noise, Object};
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, TableObject, Value, Visit,

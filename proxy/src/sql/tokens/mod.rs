@@ -5,12 +5,16 @@
 //! `utility.rs` for DDL, GRANT and SET). Everything here is iterative and linear in the
 //! number of tokens. Tokens come from `lexed.rs`.
 
+pub mod commands;
+pub mod lexed;
+pub mod scan;
+pub mod utility;
+
 use super::facts;
-use super::lexed::{lex, Lexed, Tk};
 use super::noise::{self, Shape};
-use super::scan::{self, ScanOut};
-use super::utility;
 use super::{names, Class, Classification, Object, ParsePath, RoleChange};
+use lexed::{lex, Lexed, Tk};
+use scan::ScanOut;
 
 /// Classifies one statement from its tokens. Never fails: what nothing understands is
 /// MISC / UNKNOWN.
@@ -271,6 +275,9 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
             // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL.
             if what == "all" {
                 h.role_change = Some(RoleChange::Reset);
+                if utility::ends_at(lx, k + 2) {
+                    h.shape = Shape::Housekeeping;
+                }
             }
             h
         }
@@ -280,9 +287,9 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
         "call" => {
             let mut h = Head::new(Function, "CALL");
             let (parts, j) = lx.name_at(k + 1);
-            if parts.is_empty() {
-                h.scan.uncertain = true;
-            } else {
+            // Like pgAudit's FUNCTION line, the procedure is the statement's object.
+            h.target("FUNCTION", &parts);
+            if !parts.is_empty() {
                 h.functions.push(names::render_function(&parts));
             }
             if lx.kind_is(j, Tk::LParen) {
@@ -320,14 +327,18 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
             } else {
                 k + 1
             };
-            Head::new(
+            let mut h = Head::new(
                 Misc,
                 if lx.is(j, "all") {
                     "DEALLOCATE ALL"
                 } else {
                     "DEALLOCATE"
                 },
-            )
+            );
+            if utility::ends_at(lx, j + 1) {
+                h.shape = Shape::Housekeeping;
+            }
+            h
         }
         // pgAudit: DECLARE CURSOR is LOGSTMT_ALL + T_DeclareCursorStmt: READ.
         "declare" => {
@@ -340,16 +351,26 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
         }
         "fetch" => Head::new(Misc, "FETCH"),
         "move" => Head::new(Misc, "MOVE"),
-        "close" => Head::new(
-            Misc,
-            if lx.is(k + 1, "all") {
-                "CLOSE CURSOR ALL"
-            } else {
-                "CLOSE CURSOR"
-            },
-        ),
+        "close" if lx.is(k + 1, "all") => {
+            let mut h = Head::new(Misc, "CLOSE CURSOR ALL");
+            if utility::ends_at(lx, k + 2) {
+                h.shape = Shape::Housekeeping;
+            }
+            h
+        }
+        "close" => Head::new(Misc, "CLOSE CURSOR"),
         "listen" => Head::new(Misc, "LISTEN"),
-        "unlisten" => Head::new(Misc, "UNLISTEN"),
+        "unlisten" => {
+            let mut h = Head::new(Misc, "UNLISTEN");
+            if lx
+                .get(k + 1)
+                .is_some_and(|t| t.kind == Tk::Op && t.text == "*")
+                && utility::ends_at(lx, k + 2)
+            {
+                h.shape = Shape::Housekeeping;
+            }
+            h
+        }
         "notify" => Head::new(Misc, "NOTIFY"),
         "load" => Head::new(Misc, "LOAD"),
         // pgAudit: ReassignOwnedStmt and ImportForeignSchemaStmt are DDL, not ROLE.
@@ -373,5 +394,4 @@ fn transaction(command: &str) -> Head {
 }
 
 #[cfg(test)]
-#[path = "tokens_tests.rs"]
 mod tests;

@@ -1,9 +1,8 @@
 //! Pieces of the sqlparser path's statement mapping: object lists from names, GRANT
 //! objects, COMMENT kinds, EXPLAIN options and the role names of `SET ROLE` and friends.
 
-use super::names;
 use super::walk::{fold_ident, object_name};
-use super::Object;
+use crate::sql::{names, Object};
 use sqlparser::ast::{
     CommentObject, Expr, GrantObjects, Ident, ObjectName, ObjectNamePart, UtilityOption, Value,
 };

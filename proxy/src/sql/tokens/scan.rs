@@ -7,7 +7,7 @@
 //! sets `uncertain`, which only ever costs noise, never an object.
 
 use super::lexed::{self, Lexed, Tk, T};
-use super::{names, noise, Object};
+use crate::sql::{names, noise, Object};
 use std::collections::HashMap;
 use std::ops::Range;
 

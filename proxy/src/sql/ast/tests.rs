@@ -88,7 +88,7 @@ const CASES: &[Case] = &[
     ("DROP ROLE a, b", Class::Role, "DROP ROLE", &["ROLE a", "ROLE b"]),
     ("DROP USER a", Class::Role, "DROP ROLE", &["ROLE a"]),
     // FUNCTION, MISC, MISC_SET.
-    ("CALL p()", Class::Function, "CALL", &[]),
+    ("CALL p()", Class::Function, "CALL", &["FUNCTION p"]),
     ("SELECT f()", Class::Read, "SELECT", &[]),
     ("EXPLAIN SELECT * FROM t", Class::Misc, "EXPLAIN", &["TABLE t"]),
     // pgAudit: the tag EXPLAIN at the run statement's level (WRITE for DML, MISC for a query).

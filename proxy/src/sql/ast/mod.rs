@@ -5,17 +5,19 @@
 //! answer). Class and command follow pgAudit: the class from PostgreSQL's
 //! `GetCommandLogLevel` as pgAudit's `log_audit_event` sorts it, the command from
 //! `CreateCommandTag`. Where the product spec overrides pgAudit the override is noted
-//! beside the code (see also `commands.rs`).
+//! beside the code (see also `tokens/commands.rs`).
 
-use super::ast_parts::{
+pub mod parts;
+pub mod walk;
+
+use super::facts;
+use super::noise::{self, Shape};
+use super::tokens::lexed;
+use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
+use parts::{
     comment_kind, explain_analyze, grant_objects, ident_obj, name_parts, obj, objs, role_from_expr,
     role_name, setting_name,
 };
-use super::facts;
-use super::lexed;
-use super::noise::{self, Shape};
-use super::walk::{self, fold_ident, object_name, Facts};
-use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
 use sqlparser::ast::{
     CloseCursor, CopySource, DeclareType, DiscardObject, Expr, ObjectName, ObjectType, Reset,
     SchemaName, Set, SetExpr, SetSessionAuthorizationParamKind, Statement, Value,
@@ -23,6 +25,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
+use walk::{fold_ident, object_name, Facts};
 
 /// Above this many operator tokens the statement goes to the token path: long operator
 /// chains build left-deep ASTs whose drop recursion can exhaust a thread stack.
@@ -383,7 +386,11 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::Reset(r) => {
             let mut d = draft(MiscSet, "RESET");
             match &r.reset {
-                Reset::ALL | Reset::SessionAuthorization => d.role_change = Some(RoleChange::Reset),
+                Reset::ALL => {
+                    d.role_change = Some(RoleChange::Reset);
+                    d.shape = Shape::Housekeeping;
+                }
+                Reset::SessionAuthorization => d.role_change = Some(RoleChange::Reset),
                 Reset::ConfigurationParameter(n) => {
                     let name = setting_name(n)?;
                     if name == "role" || name == "session_authorization" {
@@ -436,6 +443,7 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
             // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL.
             if reset {
                 d.role_change = Some(RoleChange::Reset);
+                d.shape = Shape::Housekeeping;
             }
             d
         }
@@ -461,7 +469,9 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         } if into.is_empty() && using.is_empty() => draft(Misc, "EXECUTE"),
         Statement::Deallocate { name, .. } => {
             let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
-            draft(Misc, if all { "DEALLOCATE ALL" } else { "DEALLOCATE" })
+            let mut d = draft(Misc, if all { "DEALLOCATE ALL" } else { "DEALLOCATE" });
+            d.shape = Shape::Housekeeping;
+            d
         }
         // pgAudit: DECLARE CURSOR is LOGSTMT_ALL + T_DeclareCursorStmt = READ.
         Statement::Declare { stmts } => match stmts.as_slice() {
@@ -472,11 +482,21 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         },
         Statement::Fetch { into: None, .. } => draft(Misc, "FETCH"),
         Statement::Close { cursor } => match cursor {
-            CloseCursor::All => draft(Misc, "CLOSE CURSOR ALL"),
+            CloseCursor::All => {
+                let mut d = draft(Misc, "CLOSE CURSOR ALL");
+                d.shape = Shape::Housekeeping;
+                d
+            }
             CloseCursor::Specific { .. } => draft(Misc, "CLOSE CURSOR"),
         },
         Statement::LISTEN { .. } => draft(Misc, "LISTEN"),
-        Statement::UNLISTEN { .. } => draft(Misc, "UNLISTEN"),
+        Statement::UNLISTEN { channel } => {
+            let mut d = draft(Misc, "UNLISTEN");
+            if channel.quote_style.is_none() && channel.value == "*" {
+                d.shape = Shape::Housekeeping;
+            }
+            d
+        }
         Statement::NOTIFY { .. } => draft(Misc, "NOTIFY"),
         Statement::Load { .. } => draft(Misc, "LOAD"),
         Statement::Comment {
@@ -537,8 +557,10 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         }
         // Spec over pgAudit: pgAudit prints MISC,CALL (CallStmt is LOGSTMT_ALL) and then
         // FUNCTION,EXECUTE for the procedure; the spec files the statement as FUNCTION.
+        // Like pgAudit's FUNCTION line, the procedure is the statement's object.
         Statement::Call(f) => {
             let mut d = draft(Function, "CALL");
+            d.targets.push(obj("FUNCTION", object_name(&f.name)?));
             d.functions.push(walk::function_name(&f.name)?);
             d
         }
@@ -662,5 +684,4 @@ fn map_set(s: &Set) -> Option<Draft> {
 }
 
 #[cfg(test)]
-#[path = "ast_tests.rs"]
 mod tests;
