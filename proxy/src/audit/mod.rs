@@ -4,7 +4,8 @@
 //!   in pgAudit's line format.
 //! - `tracker`: one session's protocol conversation turned into statement events, each with
 //!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
-//!   `roles`: the effective role.
+//!   `roles`: the effective role; `shadow`: whether an unqualified name in a noise
+//!   verdict can be trusted in this session and database.
 //! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them,
 //!   flushing each batch and fsyncing at least once a second and at shutdown. The queue is
 //!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
@@ -14,6 +15,7 @@ mod event;
 mod messages;
 mod pgaudit;
 mod roles;
+pub mod shadow;
 mod statement;
 mod tracker;
 mod writer;

@@ -19,6 +19,7 @@
 
 use super::messages;
 use super::roles::Roles;
+use super::shadow::SessionShadow;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
@@ -101,6 +102,8 @@ pub struct Tracker {
     /// The server's `standard_conforming_strings` (ParameterStatus): off changes where
     /// string literals, and so statements, end.
     scs: bool,
+    /// Whether a noise verdict resting on an unqualified name holds in this session.
+    shadow: SessionShadow,
 }
 
 impl Tracker {
@@ -130,12 +133,18 @@ impl Tracker {
             ready: Vec::new(),
             roles: Roles::default(),
             scs: true,
+            shadow: SessionShadow::unknown(),
         }
     }
 
     /// The server's `standard_conforming_strings` as reported at login.
     pub fn set_standard_conforming_strings(&mut self, on: bool) {
         self.scs = on;
+    }
+
+    /// What the login's catalog check found (until then no unqualified name is trusted).
+    pub fn set_shadow(&mut self, shadow: SessionShadow) {
+        self.shadow = shadow;
     }
 
     /// Events completed since the last call.
@@ -271,6 +280,7 @@ impl Tracker {
         let pieces = self.config.classifier.classify_query_with(&sql, self.scs);
         for p in &pieces {
             self.count_classified(p);
+            self.shadow.sent(p);
         }
         let id = self.take_id();
         self.push(Pending::Query {
@@ -334,6 +344,9 @@ impl Tracker {
     fn on_execute(&mut self, body: &[u8]) {
         let name = messages::execute(body);
         let portal = self.portals.get(&name).cloned();
+        if let Some(st) = portal.as_ref().and_then(|p| p.prepared.as_deref()) {
+            self.shadow.sent(st);
+        }
         let id = self.take_id();
         self.push(Pending::Execute {
             id,
@@ -527,6 +540,7 @@ impl Tracker {
         if status == b'I' {
             self.roles.idle();
         }
+        self.shadow.ready(status);
     }
 
     /// The session is over: statements still waiting for the server's answer are logged
@@ -598,6 +612,9 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
+        if fate.outcome != Outcome::Skipped {
+            self.shadow.settled(&st, fate.outcome == Outcome::Ok);
+        }
         self.emit(id, sub, st, Vec::new(), protocol, params, fate);
     }
 
@@ -612,7 +629,7 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
-        let class = st.class;
+        let class = self.shadow.judge(st.class);
         self.metrics
             .statement(class.class, self.service, class.noise);
         let audit = &self.config.file.audit;

@@ -139,12 +139,15 @@ impl FrontendError {
     }
 }
 
-/// What every session shares: the live config, the audit sink, metrics, cancel keys.
+/// What every session shares: the live config, the audit sink, metrics, cancel keys, the
+/// noise filter's catalog knowledge.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub audit: AuditSink,
     pub metrics: Arc<Metrics>,
     pub cancels: cancel::CancelRegistry,
+    /// What each database's catalog says about names the noise filter trusts.
+    pub shadows: crate::audit::shadow::Registry,
     session_prefix: u32,
     session_seq: AtomicU64,
 }
@@ -156,6 +159,7 @@ impl Shared {
             audit,
             metrics,
             cancels: cancel::CancelRegistry::default(),
+            shadows: crate::audit::shadow::Registry::default(),
             session_prefix: rand::random(),
             session_seq: AtomicU64::new(1),
         }

@@ -67,7 +67,7 @@ async fn run_inner(
     let result = tokio::time::timeout(timeout, establish(&shared, &config, tcp, &mut info))
         .instrument(span.clone())
         .await;
-    let (client, logged_in) = match result {
+    let (client, mut logged_in) = match result {
         Ok(Ok(Some(pair))) => pair,
         Ok(Ok(None)) => {
             shared.metrics.connection(ConnResult::Cancel);
@@ -107,6 +107,9 @@ async fn run_inner(
     });
     let mut tracker = Tracker::new(config.clone(), shared.metrics.clone(), info.clone());
     tracker.set_standard_conforming_strings(logged_in.standard_conforming_strings);
+    if let Some(shadow) = logged_in.shadow.take() {
+        tracker.set_shadow(shadow);
+    }
     let tracker = Mutex::new(tracker);
     let (bytes_in, bytes_out) = relay_session(
         &shared,
