@@ -63,6 +63,21 @@ pub struct SessionEnd {
     pub bytes_out: u64,
 }
 
+/// A `cancel` event's own fields. The event's session fields are the cancel connection's
+/// (its own id, the canceller's address; no user: a CancelRequest carries none); the
+/// `target_*` fields name the session the key belongs to, when it is known.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelEvent {
+    /// `forwarded`, `refused` (unknown key, or another address than the session's) or
+    /// `failed` (the server could not be reached).
+    pub result: &'static str,
+    pub reason: Option<String>,
+    pub target_session_id: Option<String>,
+    pub target_user: Option<String>,
+    pub target_database: Option<String>,
+    pub target_client_addr: Option<IpAddr>,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone)]
 pub enum AuditEvent {
@@ -84,6 +99,12 @@ pub enum AuditEvent {
         ts: String,
         session: Arc<SessionInfo>,
         statement: Box<StatementEvent>,
+    },
+    /// A CancelRequest from a client.
+    Cancel {
+        ts: String,
+        session: Arc<SessionInfo>,
+        cancel: CancelEvent,
     },
 }
 
@@ -109,6 +130,7 @@ impl AuditEvent {
             AuditEvent::AuthFailure { .. } => "auth_failure",
             AuditEvent::SessionEnd { .. } => "session_end",
             AuditEvent::Statement { .. } => "statement",
+            AuditEvent::Cancel { .. } => "cancel",
         }
     }
 
@@ -118,7 +140,8 @@ impl AuditEvent {
             AuditEvent::SessionStart { session, .. }
             | AuditEvent::AuthFailure { session, .. }
             | AuditEvent::SessionEnd { session, .. }
-            | AuditEvent::Statement { session, .. } => session,
+            | AuditEvent::Statement { session, .. }
+            | AuditEvent::Cancel { session, .. } => session,
         }
     }
 
@@ -128,7 +151,8 @@ impl AuditEvent {
             AuditEvent::SessionStart { ts, .. }
             | AuditEvent::AuthFailure { ts, .. }
             | AuditEvent::SessionEnd { ts, .. }
-            | AuditEvent::Statement { ts, .. } => ts,
+            | AuditEvent::Statement { ts, .. }
+            | AuditEvent::Cancel { ts, .. } => ts,
         }
     }
 
@@ -177,6 +201,19 @@ impl AuditEvent {
                     kind: "statement",
                     session,
                     extra: &statement.fields(),
+                },
+            ),
+            AuditEvent::Cancel {
+                ts,
+                session,
+                cancel,
+            } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "cancel",
+                    session,
+                    extra: cancel,
                 },
             ),
         }?;

@@ -20,7 +20,9 @@ mod statement;
 mod tracker;
 mod writer;
 
-pub use event::{now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, SessionEnd, SessionInfo};
+pub use event::{
+    now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, CancelEvent, SessionEnd, SessionInfo,
+};
 pub use statement::{Outcome, StatementEvent};
 pub use tracker::Tracker;
 pub use writer::{AuditSink, AuditWriter};

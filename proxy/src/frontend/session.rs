@@ -92,6 +92,9 @@ async fn run_inner(
     };
     shared.metrics.connection(ConnResult::Ok);
     let info = Arc::new(info);
+    if let Some(key) = &logged_in.cancel_key {
+        key.attach(info.clone());
+    }
     shared
         .audit
         .emit(AuditEvent::SessionStart {
@@ -165,8 +168,12 @@ async fn establish(
     }
     let opening = negotiate(tcp, config.client_tls.as_deref()).await?;
     let (mut client, startup) = match opening {
-        Opening::Cancel { pid, secret } => {
-            shared.cancels.handle(pid, &secret, &shared.metrics).await;
+        Opening::Cancel {
+            stream,
+            pid,
+            secret,
+        } => {
+            super::cancel::serve(shared, stream, pid, &secret, info).await;
             return Ok(None);
         }
         Opening::Session { stream, startup } => (stream, startup),
