@@ -137,7 +137,11 @@ fn a_user_function_shadowing_an_allow_listed_name_is_not_noise() {
         !noise_of(&proxy, "SELECT format_type(1, 2)", 0),
         "the shadowing call was hidden as noise"
     );
-    assert!(noise_of(&proxy, "SELECT pg_catalog.format_type(23, NULL)", 0));
+    assert!(noise_of(
+        &proxy,
+        "SELECT pg_catalog.format_type(23, NULL)",
+        0
+    ));
     // A later session learns the function from the catalog: the bare name is never
     // trusted again in this database, while other allow-listed names still are.
     session(

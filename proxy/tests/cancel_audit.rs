@@ -123,7 +123,12 @@ fn cancels_are_audited_and_refused_from_elsewhere() {
     loop {
         let (tag, body) = read_msg(&mut session).expect("query reply");
         if tag == b'E' {
-            assert_eq!(error_fields(&body)[&'C'], "57014", "{:?}", error_fields(&body));
+            assert_eq!(
+                error_fields(&body)[&'C'],
+                "57014",
+                "{:?}",
+                error_fields(&body)
+            );
             break;
         }
     }
@@ -206,14 +211,18 @@ print(result[0] if result else "still running")
 /// skipped (under CI=true a missing one fails: `.ci/run` installs it).
 fn psycopg_python() -> Option<&'static str> {
     let ok = Command::new("python3")
-        .args(["-c", "import psycopg; from psycopg import pq; assert pq.version() >= 170000"])
+        .args([
+            "-c",
+            "import psycopg; from psycopg import pq; assert pq.version() >= 170000",
+        ])
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         return Some("python3");
     }
-    let why = "python3 with psycopg[binary] (libpq 17+) not found (pip install \"psycopg[binary]\")";
+    let why =
+        "python3 with psycopg[binary] (libpq 17+) not found (pip install \"psycopg[binary]\")";
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{why}");
     }
