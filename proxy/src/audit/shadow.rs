@@ -184,7 +184,7 @@ impl SessionShadow {
             }
             PathChange::Bad => self.bad_path(),
         }
-        if creates_function(c) {
+        if creates_function(c, &st.text) {
             self.slot.invalidate();
             self.dirty = true;
         }
@@ -294,38 +294,27 @@ impl Drop for SessionShadow {
     }
 }
 
-/// Whether a statement may create, rename or move a function, aggregate or procedure
-/// whose name the noise filter trusts (or creates functions in bulk: extensions, `DO`).
-fn creates_function(c: &Classification) -> bool {
-    let cmd = c.command.as_str();
-    let routine = matches!(
-        cmd,
-        "CREATE FUNCTION" | "CREATE PROCEDURE" | "CREATE AGGREGATE"
-    );
-    let always = matches!(
-        cmd,
-        "ALTER FUNCTION"
-            | "ALTER PROCEDURE"
-            | "ALTER ROUTINE"
-            | "ALTER AGGREGATE"
-            | "CREATE EXTENSION"
-            | "ALTER EXTENSION"
-            | "DO"
-            | "UNKNOWN"
-    );
-    if always {
-        return true;
+/// Whether a statement may create or rename a function, aggregate or procedure whose name
+/// the noise filter trusts (or create functions in bulk: extensions, `DO`). Moving one to
+/// another schema changes nothing the catalog check looks at (every schema but
+/// `pg_catalog` counts), so only a rename among the ALTERs does.
+fn creates_function(c: &Classification, text: &str) -> bool {
+    match c.command.as_str() {
+        "CREATE EXTENSION" | "ALTER EXTENSION" | "DO" => true,
+        "ALTER FUNCTION" | "ALTER PROCEDURE" | "ALTER ROUTINE" | "ALTER AGGREGATE" => {
+            text.to_ascii_lowercase().contains("rename")
+        }
+        "CREATE FUNCTION" | "CREATE PROCEDURE" | "CREATE AGGREGATE" => {
+            // Without an object the name is unknown: assume the worst.
+            c.objects.is_empty()
+                || c.objects.iter().any(|o| {
+                    names::split(&o.name)
+                        .last()
+                        .is_some_and(|n| watched_functions().any(|w| w == n))
+                })
+        }
+        _ => false,
     }
-    if !routine {
-        return false;
-    }
-    // Without an object the name is unknown: assume the worst.
-    c.objects.is_empty()
-        || c.objects.iter().any(|o| {
-            names::split(&o.name)
-                .last()
-                .is_some_and(|n| watched_functions().any(|w| w == n))
-        })
 }
 
 /// A DDL object (not a routine) whose own name is a catalog relation's.

@@ -120,6 +120,13 @@ fn unrelated_functions_do_not_invalidate_but_renames_and_do_blocks_do() {
         "CREATE FUNCTION app_fn(i int) RETURNS int LANGUAGE sql AS 'select i'",
     ));
     assert_eq!(slot.ticket(), t, "not an allow-listed name");
+    s.sent(&st(&c, "ALTER FUNCTION app_fn(int) OWNER TO alice"));
+    s.sent(&st(
+        &c,
+        "ALTER FUNCTION app_fn(int) SET search_path = public",
+    ));
+    s.sent(&st(&c, "SELEC 1"));
+    assert_eq!(slot.ticket(), t, "not a rename");
     s.sent(&st(&c, "ALTER FUNCTION app_fn(int) RENAME TO version"));
     assert_ne!(slot.ticket(), t);
     let t = slot.ticket();
