@@ -24,7 +24,8 @@
 use crate::sql::{names, noise, Class, Classification, Statement};
 use dashmap::DashMap;
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 /// Databases remembered. Keys come only from successful logins (a database that exists),
 /// the bound is for a server with very many databases: past it, nothing is cached and each
@@ -39,6 +40,8 @@ struct Knowledge {
     /// Bumped by every invalidation: a catalog query that started before one must not
     /// store what it saw.
     generation: u64,
+    /// When `shadowed` was learned.
+    learned: Option<Instant>,
 }
 
 /// One database's knowledge, shared by its sessions.
@@ -59,12 +62,27 @@ impl Slot {
         self.read().generation
     }
 
-    /// Stores what a catalog query found, unless the knowledge was invalidated since the
-    /// query started (it may not have seen the change).
-    pub fn store(&self, ticket: u64, shadowed: HashSet<String>) {
+    /// Whether a login should ask for the function names: nothing known, stale, or older
+    /// than `refresh` (`[audit] noise_catalog_refresh`: a function created where pgvigil
+    /// cannot see it, by a direct connection or dynamic SQL, is learned this way).
+    pub fn needs_learning(&self, refresh: Duration) -> bool {
+        let k = self.read();
+        k.shadowed.is_none() || k.learned.is_none_or(|t| t.elapsed() >= refresh)
+    }
+
+    /// Stores what a catalog query found (the names of the functions outside
+    /// `pg_catalog`; only watched ones are kept), unless the knowledge was invalidated
+    /// since the query started (it may not have seen the change).
+    pub fn store(&self, ticket: u64, functions: impl IntoIterator<Item = String>) {
+        let watched = watched_set();
+        let shadowed: HashSet<String> = functions
+            .into_iter()
+            .filter(|f| watched.contains(f.as_str()))
+            .collect();
         let mut k = self.write();
         if k.generation == ticket {
             k.shadowed = Some(Arc::new(shadowed));
+            k.learned = Some(Instant::now());
         }
     }
 
@@ -107,6 +125,11 @@ pub fn watched_functions() -> impl Iterator<Item = &'static str> {
         .iter()
         .copied()
         .chain(std::iter::once("set_config"))
+}
+
+fn watched_set() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| watched_functions().collect())
 }
 
 /// What the login's catalog query found about the session itself.
@@ -310,7 +333,7 @@ fn creates_function(c: &Classification, text: &str) -> bool {
                 || c.objects.iter().any(|o| {
                     names::split(&o.name)
                         .last()
-                        .is_some_and(|n| watched_functions().any(|w| w == n))
+                        .is_some_and(|n| watched_set().contains(n.as_str()))
                 })
         }
         _ => false,

@@ -14,10 +14,7 @@ fn st(c: &Classifier, sql: &str) -> Statement {
 /// A session of a database whose catalog check found `shadowed`, with a good path.
 fn session(shadowed: &[&str]) -> (Arc<Slot>, SessionShadow) {
     let slot: Arc<Slot> = Arc::default();
-    slot.store(
-        slot.ticket(),
-        shadowed.iter().map(|s| s.to_string()).collect(),
-    );
+    slot.store(slot.ticket(), shadowed.iter().map(|s| s.to_string()));
     let facts = LoginFacts {
         schemas: Some(vec!["pg_catalog".into(), "public".into()]),
     };
@@ -92,20 +89,17 @@ fn creating_a_watched_function_makes_the_knowledge_stale_for_every_session() {
     assert!(!noise(&b, &q), "another session's calls");
     // A catalog check that started before the CREATE stores nothing.
     let old_ticket = 0;
-    slot.store(old_ticket, HashSet::new());
+    slot.store(old_ticket, Vec::new());
     assert!(!noise(&b, &q));
     // One that started after it does, but the creating transaction's end invalidates
     // again (it may have run before the commit).
-    slot.store(slot.ticket(), HashSet::new());
+    slot.store(slot.ticket(), Vec::new());
     a.settled(&create, true);
     a.ready(b'T');
     assert!(!noise(&a, &q), "still inside the creating transaction");
     a.ready(b'I');
     assert!(!noise(&b, &q), "stale again once the creator committed");
-    slot.store(
-        slot.ticket(),
-        ["format_type".to_string()].into_iter().collect(),
-    );
+    slot.store(slot.ticket(), ["format_type".to_string()]);
     assert!(!noise(&b, &q));
     assert!(run(&mut b, &st(&c, "SELECT version()"), true));
 }
@@ -224,7 +218,7 @@ fn trust_comes_back_only_with_a_committed_good_path() {
 fn a_bad_login_path_is_not_restored_by_reset() {
     let c = classifier();
     let slot: Arc<Slot> = Arc::default();
-    slot.store(slot.ticket(), HashSet::new());
+    slot.store(slot.ticket(), Vec::new());
     let facts = LoginFacts {
         schemas: Some(vec!["public".into(), "pg_catalog".into()]),
     };
@@ -267,4 +261,19 @@ fn a_temporary_relation_named_like_a_catalog_withdraws_relation_noise() {
         &st(&c, "SELECT relname FROM pg_catalog.pg_class")
     ));
     assert!(noise(&s, &st(&c, "SELECT version()")));
+}
+
+#[test]
+fn only_watched_names_are_kept_and_old_knowledge_is_learned_again() {
+    let slot: Arc<Slot> = Arc::default();
+    let minute = std::time::Duration::from_secs(60);
+    assert!(slot.needs_learning(minute));
+    slot.store(slot.ticket(), ["app_fn".to_string(), "version".to_string()]);
+    assert!(!slot.needs_learning(minute));
+    assert!(slot.needs_learning(std::time::Duration::ZERO));
+    let known = slot.shadowed().unwrap();
+    assert_eq!(known.len(), 1);
+    assert!(known.contains("version"));
+    slot.invalidate();
+    assert!(slot.needs_learning(minute));
 }

@@ -12,7 +12,7 @@
 
 use super::cancel::CancelKey;
 use super::{FrontendError, Shared};
-use crate::audit::shadow::{self, LoginFacts, SessionShadow};
+use crate::audit::shadow::{LoginFacts, SessionShadow};
 use crate::backend::{self, AuthOutcome, Begin, ServerConn, UpstreamAuth};
 use crate::config::{AuthMode, ClientTlsMode, Config, SslMode, UpstreamTarget};
 use crate::tls::MaybeTls;
@@ -412,11 +412,12 @@ async fn learn_catalog(
     let key = format!("{}:{}/{database}", req.target.host, req.target.port);
     let slot = req.shared.shadows.slot(&key);
     let ticket = slot.ticket();
-    let sql = backend::catalog::query_text(shadow::watched_functions());
-    let reply = backend::catalog::query(server, &sql).await?;
-    if let Some(names) = reply.shadowed {
-        slot.store(ticket, names.into_iter().collect());
-    } else {
+    let refresh = req.config.file.audit.noise_catalog_refresh;
+    let reply = backend::catalog::query(server, slot.needs_learning(refresh)).await?;
+    if let Some(functions) = reply.functions {
+        slot.store(ticket, functions);
+    }
+    if reply.schemas.is_none() {
         tracing::warn!("the noise filter's catalog check failed; unqualified names are not trusted in this session");
     }
     let facts = LoginFacts {
