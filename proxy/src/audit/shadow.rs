@@ -137,6 +137,10 @@ pub struct LoginFacts {
     /// The session's schemas as `current_schemas(true)` lists them, in order; `None` when
     /// the query failed (then nothing unqualified is trusted).
     pub schemas: Option<Vec<String>>,
+    /// The `search_path` setting as written (`"$user", public`): `pg_catalog` listed after
+    /// another entry is refused even when that entry resolves to no schema now (a `$user`
+    /// schema appears with `SET ROLE`, a missing schema with `CREATE SCHEMA`).
+    pub search_path: Option<String>,
 }
 
 /// Whether a schema list (as `current_schemas(true)` gives it) resolves unqualified names
@@ -175,12 +179,20 @@ pub struct SessionShadow {
 impl SessionShadow {
     /// A session with nothing known: no unqualified name is trusted.
     pub fn unknown() -> SessionShadow {
-        SessionShadow::new(Arc::default(), &LoginFacts { schemas: None })
+        let facts = LoginFacts {
+            schemas: None,
+            search_path: None,
+        };
+        SessionShadow::new(Arc::default(), &facts)
     }
 
     /// A session whose login found `facts`, in the database of `slot`.
     pub fn new(slot: Arc<Slot>, facts: &LoginFacts) -> SessionShadow {
-        let ok = facts.schemas.as_deref().is_some_and(catalog_first);
+        let ok = facts.schemas.as_deref().is_some_and(catalog_first)
+            && facts
+                .search_path
+                .as_deref()
+                .is_some_and(noise::search_path_literal_ok);
         SessionShadow {
             slot,
             login_path_ok: ok,

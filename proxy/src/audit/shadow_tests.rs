@@ -17,6 +17,7 @@ fn session(shadowed: &[&str]) -> (Arc<Slot>, SessionShadow) {
     slot.store(slot.ticket(), shadowed.iter().map(|s| s.to_string()));
     let facts = LoginFacts {
         schemas: Some(vec!["pg_catalog".into(), "public".into()]),
+        search_path: Some("\"$user\", public".into()),
     };
     let s = SessionShadow::new(slot.clone(), &facts);
     (slot, s)
@@ -77,6 +78,7 @@ fn creating_a_watched_function_makes_the_knowledge_stale_for_every_session() {
         slot.clone(),
         &LoginFacts {
             schemas: Some(vec!["pg_catalog".into()]),
+            search_path: Some("pg_catalog".into()),
         },
     );
     let create = st(
@@ -221,6 +223,7 @@ fn a_bad_login_path_is_not_restored_by_reset() {
     slot.store(slot.ticket(), Vec::new());
     let facts = LoginFacts {
         schemas: Some(vec!["public".into(), "pg_catalog".into()]),
+        search_path: Some("public, pg_catalog".into()),
     };
     let mut s = SessionShadow::new(slot, &facts);
     let version = st(&c, "SELECT version()");
@@ -276,4 +279,18 @@ fn only_watched_names_are_kept_and_old_knowledge_is_learned_again() {
     assert!(known.contains("version"));
     slot.invalidate();
     assert!(slot.needs_learning(minute));
+}
+
+#[test]
+fn a_user_schema_listed_before_pg_catalog_is_refused_even_when_absent_now() {
+    let c = classifier();
+    let slot: Arc<Slot> = Arc::default();
+    slot.store(slot.ticket(), Vec::new());
+    // `"$user"` resolves to nothing for this user, but to a schema after SET ROLE.
+    let facts = LoginFacts {
+        schemas: Some(vec!["pg_catalog".into(), "public".into()]),
+        search_path: Some("\"$user\", pg_catalog, public".into()),
+    };
+    let s = SessionShadow::new(slot, &facts);
+    assert!(!noise(&s, &st(&c, "SELECT relname FROM pg_class")));
 }

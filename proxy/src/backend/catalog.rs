@@ -1,6 +1,6 @@
 //! pgvigil's own catalog query, run on a freshly logged-in server connection before the
-//! relay starts: the session's effective search path (`current_schemas(true)`, which sees
-//! `ALTER ROLE ... SET`, `ALTER DATABASE ... SET` and startup options alike), and, when the
+//! relay starts: the session's search path (the setting, and `current_schemas(true)`; both
+//! see `ALTER ROLE ... SET`, `ALTER DATABASE ... SET` and startup options alike), and, when the
 //! database's knowledge is missing or old, the names of the functions outside
 //! `pg_catalog`. The noise filter trusts an unqualified name only on these facts
 //! (`audit::shadow`).
@@ -34,13 +34,16 @@ pub struct CatalogReply {
     pub functions: Option<Vec<String>>,
     /// `current_schemas(true)`, in order (`None`: the query failed).
     pub schemas: Option<Vec<String>>,
+    /// `current_setting('search_path')` (`None`: the query failed).
+    pub search_path: Option<String>,
     /// Server messages meant for the client, in order.
     pub for_client: BytesMut,
 }
 
 /// The query text: the search path, and the function names when `functions` is true.
 pub fn query_text(functions: bool) -> String {
-    let schemas = "SELECT 's', s.n, s.name::pg_catalog.text \
+    let schemas = "SELECT 'p', 0, pg_catalog.current_setting('search_path') UNION ALL \
+         SELECT 's', s.n, s.name::pg_catalog.text \
          FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(name, n)";
     let head = "/* pgvigil: noise filter catalog check */ ";
     if !functions {
@@ -75,6 +78,7 @@ pub async fn query(server: &mut ServerConn, functions: bool) -> Result<CatalogRe
     let mut rows = 0usize;
     let mut names = Vec::new();
     let mut schemas: Vec<(i64, String)> = Vec::new();
+    let mut search_path = None;
     let mut for_client = BytesMut::new();
     loop {
         let m = server
@@ -92,6 +96,7 @@ pub async fn query(server: &mut ServerConn, functions: bool) -> Result<CatalogRe
                 match row(&m.body) {
                     Some((kind, _, name)) if kind == "f" => names.push(name),
                     Some((kind, n, name)) if kind == "s" => schemas.push((n, name)),
+                    Some((kind, _, path)) if kind == "p" => search_path = Some(path),
                     _ => failed = true,
                 }
             }
@@ -106,10 +111,11 @@ pub async fn query(server: &mut ServerConn, functions: bool) -> Result<CatalogRe
             }
         }
     }
-    if failed {
+    if failed || search_path.is_none() {
         return Ok(CatalogReply {
             functions: None,
             schemas: None,
+            search_path: None,
             for_client,
         });
     }
@@ -117,6 +123,7 @@ pub async fn query(server: &mut ServerConn, functions: bool) -> Result<CatalogRe
     Ok(CatalogReply {
         functions: functions.then_some(names),
         schemas: Some(schemas.into_iter().map(|(_, s)| s).collect()),
+        search_path,
         for_client,
     })
 }

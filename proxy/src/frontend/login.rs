@@ -422,6 +422,7 @@ async fn learn_catalog(
     }
     let facts = LoginFacts {
         schemas: reply.schemas,
+        search_path: reply.search_path,
     };
     Ok((SessionShadow::new(slot, &facts), reply.for_client))
 }

@@ -6,7 +6,8 @@
 //! 2. [`negotiate`] answers SSLRequest/GSSENCRequest/direct TLS and reads the StartupMessage
 //!    (or a CancelRequest, handed to [`cancel`]).
 //! 3. [`login`] authenticates the client (password or passthrough) against the server and
-//!    completes the server's startup, substituting the proxy's own cancel key.
+//!    completes the server's startup, substituting the proxy's own cancel key; then runs
+//!    the noise filter's catalog check on the new server connection.
 //! 4. [`relay`] forwards both directions until one side ends.
 //!
 //! [`session`] runs these phases for one connection inside its tracing span, and writes the
