@@ -259,4 +259,42 @@ mod tests {
         let ts = v["ts"].as_str().unwrap();
         assert_eq!(ts.len(), "2026-11-23T11:00:00.123456Z".len(), "{ts}");
     }
+
+    #[test]
+    fn cancel_json_shape() {
+        let canceller = Arc::new(SessionInfo {
+            session_id: "abc-9".into(),
+            user: None,
+            database: None,
+            client_addr: "10.1.2.4".parse().unwrap(),
+            client_port: 6000,
+            application_name: None,
+            tls: true,
+            auth_method: None,
+            service: false,
+        });
+        let mut out = Vec::new();
+        AuditEvent::Cancel {
+            ts: now_rfc3339(),
+            session: canceller,
+            cancel: CancelEvent {
+                result: "refused",
+                reason: Some("unknown key".into()),
+                target_session_id: None,
+                target_user: None,
+                target_database: None,
+                target_client_addr: None,
+            },
+        }
+        .write_json(&mut out)
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "cancel");
+        assert_eq!(v["session_id"], "abc-9");
+        assert_eq!(v["client_addr"], "10.1.2.4");
+        assert_eq!(v["result"], "refused");
+        assert_eq!(v["reason"], "unknown key");
+        assert!(v["target_session_id"].is_null());
+        assert!(v["user"].is_null());
+    }
 }
