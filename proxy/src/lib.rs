@@ -9,8 +9,9 @@
 //! - [`frontend`]: the client-facing side: listener, startup negotiation, client
 //!   authentication, cancel requests, the session relay.
 //! - [`backend`]: the server-facing side: connecting upstream, upstream TLS and
-//!   authentication (SCRAM, md5, cleartext).
-//! - [`audit`]: audit events and the bounded, durable writer.
+//!   authentication (SCRAM, md5, cleartext), pgvigil's own catalog check at login.
+//! - [`audit`]: audit events and the bounded, durable writer; what a session's noise
+//!   verdicts may trust (`audit::shadow`).
 //! - [`detect`]: detection rules over the audit events, findings, blocks.
 //! - [`sinks`]: where findings go (file, PostgreSQL, webhooks) through the durable outbox.
 //! - [`sql`]: statement classification (pgAudit classes, objects, noise), redaction and the

@@ -2,7 +2,8 @@
 //! by a raw socket standing where PostgreSQL should be. Bytes injected after the server's
 //! `S` (CVE-2021-23222), a megabyte SCRAM nonce (CVE-2026-6665), an ErrorResponse without a
 //! SQLSTATE (CVE-2026-6666), an absurd SCRAM iteration count, a 4 GiB frame length after
-//! login. Each time the client gets a clear error, and the proxy keeps running.
+//! login and in reply to pgvigil's own catalog check. Each time the client gets a clear
+//! error, and the proxy keeps running.
 
 mod common;
 use common::*;
@@ -161,6 +162,7 @@ fn a_four_gigabyte_frame_after_login_closes_only_that_session() {
         hello.extend(backend_msg(b'K', &[0, 0, 0, 42, 0, 0, 0, 7]));
         hello.extend(backend_msg(b'Z', b"I"));
         let _ = s.write_all(&hello);
+        answer_catalog_check(&mut s);
         let Ok((tag, _)) = read_msg(&mut s) else {
             return;
         };
@@ -177,6 +179,47 @@ fn a_four_gigabyte_frame_after_login_closes_only_that_session() {
     );
     let end = proxy.wait_event("session_end", |e| e["type"] == "session_end");
     assert_eq!(end["user"], "alice");
+    server.join().expect("server thread");
+    assert_survived(&mut proxy);
+}
+
+/// Reads pgvigil's own catalog query (sent right after the login's ReadyForQuery) and
+/// answers it with no rows.
+fn answer_catalog_check(s: &mut TcpStream) {
+    let (tag, body) = read_msg(s).expect("the catalog check");
+    assert_eq!(tag, b'Q');
+    assert!(
+        String::from_utf8_lossy(&body).contains("pgvigil: noise filter catalog check"),
+        "not the catalog check: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let mut reply = backend_msg(b'C', b"SELECT 0\0");
+    reply.extend(backend_msg(b'Z', b"I"));
+    let _ = s.write_all(&reply);
+}
+
+#[test]
+fn a_four_gigabyte_frame_in_reply_to_the_catalog_check_refuses_the_login() {
+    let (port, server) = hostile_server(|mut s| {
+        read_startup(&mut s);
+        let mut hello = auth(0, &[]);
+        hello.extend(backend_msg(b'K', &[0, 0, 0, 42, 0, 0, 0, 7]));
+        hello.extend(backend_msg(b'Z', b"I"));
+        let _ = s.write_all(&hello);
+        let Ok((tag, _)) = read_msg(&mut s) else {
+            return;
+        };
+        assert_eq!(tag, b'Q');
+        let _ = s.write_all(&[b'D', 0xff, 0xff, 0xff, 0xff]);
+        let _ = s.read(&mut [0u8; 64]);
+    });
+    let mut proxy = proxy_for(port, "disable");
+    let err = failing_psql(&proxy);
+    assert!(
+        err.contains("pgvigil could not open the server connection"),
+        "{err}\n{}",
+        proxy.log()
+    );
     server.join().expect("server thread");
     assert_survived(&mut proxy);
 }

@@ -74,6 +74,21 @@ pub struct SessionEnd {
     pub bytes_out: u64,
 }
 
+/// A `cancel` event's own fields. The event's session fields are the cancel connection's
+/// (its own id, the canceller's address; no user: a CancelRequest carries none); the
+/// `target_*` fields name the session the key belongs to, when it is known.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelEvent {
+    /// `forwarded`, `refused` (unknown key, or another address than the session's) or
+    /// `failed` (the server could not be reached).
+    pub result: &'static str,
+    pub reason: Option<String>,
+    pub target_session_id: Option<String>,
+    pub target_user: Option<String>,
+    pub target_database: Option<String>,
+    pub target_client_addr: Option<IpAddr>,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone)]
 pub enum AuditEvent {
@@ -96,10 +111,17 @@ pub enum AuditEvent {
         session: Arc<SessionInfo>,
         statement: Box<StatementEvent>,
     },
+    /// A connection budget refused an address (rate-limited).
     ConnectionRefused {
         ts: String,
         session: Arc<SessionInfo>,
         refusal: ConnectionRefused,
+    },
+    /// A CancelRequest from a client.
+    Cancel {
+        ts: String,
+        session: Arc<SessionInfo>,
+        cancel: CancelEvent,
     },
 }
 
@@ -125,6 +147,7 @@ impl AuditEvent {
             AuditEvent::AuthFailure { .. } => "auth_failure",
             AuditEvent::SessionEnd { .. } => "session_end",
             AuditEvent::Statement { .. } => "statement",
+            AuditEvent::Cancel { .. } => "cancel",
             AuditEvent::ConnectionRefused { .. } => "connection_refused",
         }
     }
@@ -136,6 +159,7 @@ impl AuditEvent {
             | AuditEvent::AuthFailure { session, .. }
             | AuditEvent::SessionEnd { session, .. }
             | AuditEvent::Statement { session, .. }
+            | AuditEvent::Cancel { session, .. }
             | AuditEvent::ConnectionRefused { session, .. } => session,
         }
     }
@@ -147,6 +171,7 @@ impl AuditEvent {
             | AuditEvent::AuthFailure { ts, .. }
             | AuditEvent::SessionEnd { ts, .. }
             | AuditEvent::Statement { ts, .. }
+            | AuditEvent::Cancel { ts, .. }
             | AuditEvent::ConnectionRefused { ts, .. } => ts,
         }
     }
@@ -196,6 +221,19 @@ impl AuditEvent {
                     kind: "statement",
                     session,
                     extra: &statement.fields(),
+                },
+            ),
+            AuditEvent::Cancel {
+                ts,
+                session,
+                cancel,
+            } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "cancel",
+                    session,
+                    extra: cancel,
                 },
             ),
             AuditEvent::ConnectionRefused {
@@ -253,5 +291,43 @@ mod tests {
         assert_eq!(v["tls"], true);
         let ts = v["ts"].as_str().unwrap();
         assert_eq!(ts.len(), "2026-11-23T11:00:00.123456Z".len(), "{ts}");
+    }
+
+    #[test]
+    fn cancel_json_shape() {
+        let canceller = Arc::new(SessionInfo {
+            session_id: "abc-9".into(),
+            user: None,
+            database: None,
+            client_addr: "10.1.2.4".parse().unwrap(),
+            client_port: 6000,
+            application_name: None,
+            tls: true,
+            auth_method: None,
+            service: false,
+        });
+        let mut out = Vec::new();
+        AuditEvent::Cancel {
+            ts: now_rfc3339(),
+            session: canceller,
+            cancel: CancelEvent {
+                result: "refused",
+                reason: Some("unknown key".into()),
+                target_session_id: None,
+                target_user: None,
+                target_database: None,
+                target_client_addr: None,
+            },
+        }
+        .write_json(&mut out)
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "cancel");
+        assert_eq!(v["session_id"], "abc-9");
+        assert_eq!(v["client_addr"], "10.1.2.4");
+        assert_eq!(v["result"], "refused");
+        assert_eq!(v["reason"], "unknown key");
+        assert!(v["target_session_id"].is_null());
+        assert!(v["user"].is_null());
     }
 }

@@ -5,7 +5,8 @@
 //! - `tracker`: one session's protocol conversation turned into statement events, each with
 //!   the server's verdict; `messages`: bounds-checked readers for the frames it looks into;
 //!   `roles`: the effective role; `registry`: the session's prepared statements, portals
-//!   and cursors by name.
+//!   and cursors by name; `shadow`: whether an unqualified name in a noise verdict can be
+//!   trusted in this session and database.
 //! - `writer`: sessions hand events to [`AuditSink`]; a writer thread serialises them and
 //!   commits them in groups, releasing sessions as `[audit] durability` asks. The queue is
 //!   bounded; a full queue makes the session wait (or, with `on_backpressure = "drop"`,
@@ -18,12 +19,14 @@ mod messages;
 mod pgaudit;
 mod registry;
 mod roles;
+pub mod shadow;
 mod statement;
 mod tracker;
 mod writer;
 
 pub use event::{
-    now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, ConnectionRefused, SessionEnd, SessionInfo,
+    now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused, SessionEnd,
+    SessionInfo,
 };
 pub use statement::{Outcome, StatementEvent};
 pub use tracker::Tracker;

@@ -24,6 +24,7 @@
 use super::messages;
 use super::registry::{placeholder, portal_parts, unknown_class, Params, Portal, Registry};
 use super::roles::Roles;
+use super::shadow::SessionShadow;
 use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
@@ -111,6 +112,8 @@ pub struct Tracker {
     /// The server's `standard_conforming_strings` (ParameterStatus): off changes where
     /// string literals, and so statements, end.
     scs: bool,
+    /// Whether a noise verdict resting on an unqualified name holds in this session.
+    shadow: SessionShadow,
 }
 
 impl Tracker {
@@ -138,12 +141,18 @@ impl Tracker {
             ready: Vec::new(),
             roles: Roles::default(),
             scs: true,
+            shadow: SessionShadow::unknown(),
         }
     }
 
     /// The server's `standard_conforming_strings` as reported at login.
     pub fn set_standard_conforming_strings(&mut self, on: bool) {
         self.scs = on;
+    }
+
+    /// What the login's catalog check found (until then no unqualified name is trusted).
+    pub fn set_shadow(&mut self, shadow: SessionShadow) {
+        self.shadow = shadow;
     }
 
     /// Events completed since the last call.
@@ -283,6 +292,7 @@ impl Tracker {
         let pieces = self.config.classifier.classify_query_with(&sql, self.scs);
         for p in &pieces {
             self.count_classified(p);
+            self.shadow.sent(p);
         }
         let id = self.take_id();
         self.push(Pending::Query {
@@ -331,6 +341,9 @@ impl Tracker {
     fn on_execute(&mut self, body: &[u8]) {
         let (name, max_rows) = messages::execute(body);
         let portal = self.registry.portal(&name);
+        if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
+            self.shadow.sent(&st);
+        }
         let id = self.take_id();
         self.push(Pending::Execute {
             id,
@@ -544,6 +557,7 @@ impl Tracker {
             self.roles.idle();
             self.registry.idle();
         }
+        self.shadow.ready(status);
     }
 
     /// The session is over: statements still waiting for the server's answer are logged
@@ -633,6 +647,9 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         mut fate: Fate,
     ) {
+        if fate.outcome != Outcome::Skipped {
+            self.shadow.settled(&st, fate.outcome == Outcome::Ok);
+        }
         let r = self
             .registry
             .resolve(st, fate.outcome == Outcome::Ok, fate.rows);
@@ -658,8 +675,10 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         fate: Fate,
     ) {
-        let class = st.class;
-        // Tools' catalog queries do not fail; a failure is a human's, and worth a line.
+        // The noise verdict is withdrawn where an unqualified name cannot be trusted, and
+        // for a statement that failed: tools' catalog queries do not fail; a failure is a
+        // human's, and worth a line.
+        let class = self.shadow.judge(st.class);
         let noise = class.noise && fate.outcome != Outcome::Error;
         self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;

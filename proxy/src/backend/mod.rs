@@ -1,8 +1,10 @@
 //! The server-facing side: connecting to PostgreSQL (TCP, libpq-style TLS negotiation),
 //! authenticating upstream with the client's password, and reading the server's startup
-//! messages up to the first ReadyForQuery.
+//! messages up to the first ReadyForQuery; [`catalog`] is pgvigil's own catalog query on
+//! a fresh session, for the noise filter.
 
 mod auth;
+pub mod catalog;
 mod connect;
 
 pub use auth::{begin, complete, AuthOutcome, Begin, UpstreamAuth};

@@ -217,6 +217,10 @@ pub struct Audit {
     /// Write catalog noise (tool introspection queries) too.
     #[serde(default)]
     pub log_noise: bool,
+    /// How old the noise filter's knowledge of a database's functions may get before a
+    /// login asks the catalog again (see `audit::shadow`).
+    #[serde(default = "default_noise_catalog_refresh", with = "humantime_serde")]
+    pub noise_catalog_refresh: Duration,
     /// Add Bind parameters to extended-protocol statement events.
     #[serde(default)]
     pub log_parameters: bool,
@@ -302,6 +306,9 @@ fn default_max_auth_conn() -> usize {
 }
 fn default_max_auth_per_addr() -> usize {
     4
+}
+fn default_noise_catalog_refresh() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_startup_timeout() -> Duration {
     Duration::from_secs(10)
@@ -406,6 +413,7 @@ impl Default for Audit {
             service_accounts: Vec::new(),
             log_service_accounts: false,
             log_noise: false,
+            noise_catalog_refresh: default_noise_catalog_refresh(),
             log_parameters: false,
             log_parameter_max_bytes: default_log_parameter_max_bytes(),
             redact: crate::sql::Redact::default(),

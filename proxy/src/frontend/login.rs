@@ -13,6 +13,7 @@
 use super::admission::AuthTicket;
 use super::cancel::CancelKey;
 use super::{FrontendError, Shared};
+use crate::audit::shadow::{LoginFacts, SessionShadow};
 use crate::backend::{self, AuthOutcome, Begin, ServerConn, UpstreamAuth};
 use crate::config::{AuthMode, ClientTlsMode, Config, SslMode, UpstreamTarget};
 use crate::tls::MaybeTls;
@@ -43,6 +44,8 @@ pub struct LoggedIn {
     /// The server's `standard_conforming_strings` at login (the statement tracker follows
     /// later changes itself).
     pub standard_conforming_strings: bool,
+    /// What the noise filter may trust in this session (for the tracker).
+    pub shadow: Option<SessionShadow>,
 }
 
 /// Everything login needs to know about the connection.
@@ -89,14 +92,17 @@ pub async fn login(
     };
     let (cancel_key, standard_conforming_strings) =
         finish_startup(&req, client, &mut server, prefix).await?;
+    let (shadow, mut server_leftover) = learn_catalog(&req, &mut server).await?;
+    server_leftover.extend_from_slice(&server.reader.into_leftover());
     let server_is_tls = server.stream.is_tls();
     Ok(LoggedIn {
         client_leftover: client_reader.into_leftover(),
         server: server.stream,
-        server_leftover: server.reader.into_leftover(),
+        server_leftover,
         cancel_key,
         server_is_tls,
         standard_conforming_strings,
+        shadow: Some(shadow),
     })
 }
 
@@ -403,6 +409,42 @@ async fn finish_startup(
             }
         }
     }
+}
+
+/// Runs pgvigil's catalog query on the fresh server connection (its ReadyForQuery was
+/// the last message) and records what it found for the database. Returns the session's
+/// view and the server messages to relay first. A replication connection runs no SQL:
+/// nothing is learned and nothing unqualified is trusted.
+async fn learn_catalog(
+    req: &LoginRequest<'_>,
+    server: &mut ServerConn,
+) -> Result<(SessionShadow, BytesMut), FrontendError> {
+    if req.startup.get("replication").is_some() {
+        return Ok((SessionShadow::unknown(), BytesMut::new()));
+    }
+    let database = req
+        .target
+        .dbname
+        .clone()
+        .or_else(|| req.startup.get_str("database"))
+        .or_else(|| req.startup.get_str("user"))
+        .unwrap_or_default();
+    let key = format!("{}:{}/{database}", req.target.host, req.target.port);
+    let slot = req.shared.shadows.slot(&key);
+    let ticket = slot.ticket();
+    let refresh = req.config.file.audit.noise_catalog_refresh;
+    let reply = backend::catalog::query(server, slot.needs_learning(refresh)).await?;
+    if let Some(functions) = reply.functions {
+        slot.store(ticket, functions);
+    }
+    if reply.schemas.is_none() {
+        tracing::warn!("the noise filter's catalog check failed; unqualified names are not trusted in this session");
+    }
+    let facts = LoginFacts {
+        schemas: reply.schemas,
+        search_path: reply.search_path,
+    };
+    Ok((SessionShadow::new(slot, &facts), reply.for_client))
 }
 
 async fn read_client(

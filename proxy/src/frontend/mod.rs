@@ -7,7 +7,8 @@
 //! 2. [`negotiate`] answers SSLRequest/GSSENCRequest/direct TLS and reads the StartupMessage
 //!    (or a CancelRequest, handed to [`cancel`]).
 //! 3. [`login`] authenticates the client (password or passthrough) against the server and
-//!    completes the server's startup, substituting the proxy's own cancel key.
+//!    completes the server's startup, substituting the proxy's own cancel key; then runs
+//!    the noise filter's catalog check on the new server connection.
 //! 4. [`relay`] forwards both directions until one side ends.
 //!
 //! [`session`] runs these phases for one connection inside its tracing span, and writes the
@@ -152,7 +153,7 @@ impl FrontendError {
 }
 
 /// What every session shares: the live config, the audit sink, metrics, cancel keys, the
-/// connection budgets.
+/// connection budgets, the noise filter's catalog knowledge.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub audit: AuditSink,
@@ -160,6 +161,8 @@ pub struct Shared {
     pub cancels: cancel::CancelRegistry,
     /// Sized from the config at startup; a reload does not resize them.
     pub admission: admission::Admission,
+    /// What each database's catalog says about names the noise filter trusts.
+    pub shadows: crate::audit::shadow::Registry,
     session_prefix: u32,
     session_seq: AtomicU64,
 }
@@ -179,6 +182,7 @@ impl Shared {
             audit,
             metrics,
             cancels: cancel::CancelRegistry::default(),
+            shadows: crate::audit::shadow::Registry::default(),
             session_prefix: rand::random(),
             session_seq: AtomicU64::new(1),
         }

@@ -20,8 +20,13 @@ pub enum Opening {
         stream: MaybeTls,
         startup: StartupMessage,
     },
-    /// A cancel request (on its own connection, TLS or not).
-    Cancel { pid: i32, secret: Bytes },
+    /// A cancel request (on its own connection, TLS or not). The stream is kept so that
+    /// the connection can be closed the way PostgreSQL closes it (TLS close_notify).
+    Cancel {
+        stream: MaybeTls,
+        pid: i32,
+        secret: Bytes,
+    },
 }
 
 /// Runs the negotiation on a fresh connection.
@@ -85,7 +90,13 @@ pub async fn negotiate(
                     .map_err(crate::wire::WireError::from)?;
             }
             StartupPacket::GssEnc => return Err(FrontendError::Unexpected('G')),
-            StartupPacket::Cancel { pid, secret } => return Ok(Opening::Cancel { pid, secret }),
+            StartupPacket::Cancel { pid, secret } => {
+                return Ok(Opening::Cancel {
+                    stream: MaybeTls::Plain(tcp),
+                    pid,
+                    secret,
+                })
+            }
             StartupPacket::Startup(m) => {
                 return Ok(Opening::Session {
                     stream: MaybeTls::Plain(tcp),
@@ -103,7 +114,11 @@ async fn plain_startup(mut tcp: TcpStream) -> Result<Opening, FrontendError> {
             stream: MaybeTls::Plain(tcp),
             startup: m,
         }),
-        StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel { pid, secret }),
+        StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel {
+            stream: MaybeTls::Plain(tcp),
+            pid,
+            secret,
+        }),
         _ => Err(FrontendError::Unexpected('S')),
     }
 }
@@ -122,7 +137,11 @@ async fn after_tls(mut stream: MaybeTls) -> Result<Opening, FrontendError> {
     let body = read_startup_packet(&mut stream).await?;
     match parse_or_explain(&mut stream, body).await? {
         StartupPacket::Startup(m) => Ok(Opening::Session { stream, startup: m }),
-        StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel { pid, secret }),
+        StartupPacket::Cancel { pid, secret } => Ok(Opening::Cancel {
+            stream,
+            pid,
+            secret,
+        }),
         StartupPacket::Ssl | StartupPacket::GssEnc => Err(FrontendError::Unexpected('S')),
     }
 }

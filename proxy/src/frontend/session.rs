@@ -89,7 +89,7 @@ async fn run_inner(
     let result = tokio::time::timeout(timeout, establish(&shared, &config, opening, &mut info))
         .instrument(span.clone())
         .await;
-    let (client, logged_in, _session_place) = match result {
+    let (client, mut logged_in, _session_place) = match result {
         Ok(Ok(Some(pair))) => pair,
         Ok(Ok(None)) => {
             shared.metrics.connection(ConnResult::Cancel);
@@ -114,6 +114,9 @@ async fn run_inner(
     };
     shared.metrics.connection(ConnResult::Ok);
     let info = Arc::new(info);
+    if let Some(key) = &logged_in.cancel_key {
+        key.attach(info.clone());
+    }
     shared
         .audit
         .emit(AuditEvent::SessionStart {
@@ -129,6 +132,9 @@ async fn run_inner(
     });
     let mut tracker = Tracker::new(config.clone(), shared.metrics.clone(), info.clone());
     tracker.set_standard_conforming_strings(logged_in.standard_conforming_strings);
+    if let Some(shadow) = logged_in.shadow.take() {
+        tracker.set_shadow(shadow);
+    }
     let tracker = Mutex::new(tracker);
     let (bytes_in, bytes_out) = relay_session(
         &shared,
@@ -203,8 +209,12 @@ async fn establish(
     }
     let opening = negotiate(tcp, config.client_tls.as_deref()).await?;
     let (mut client, startup) = match opening {
-        Opening::Cancel { pid, secret } => {
-            shared.cancels.handle(pid, &secret, &shared.metrics).await;
+        Opening::Cancel {
+            stream,
+            pid,
+            secret,
+        } => {
+            super::cancel::serve(shared, stream, pid, &secret, info).await;
             return Ok(None);
         }
         Opening::Session { stream, startup } => (stream, startup),

@@ -6,13 +6,10 @@
 //! cannot be forgiven, so every test here is an allow-list and anything not understood is
 //! not noise.
 //!
-//! Known limits (the proxy cannot resolve names the way the server does):
-//! - Unqualified catalog names are trusted as PostgreSQL resolves them by default
-//!   (`pg_catalog` searched first). A `search_path` that lists `pg_catalog` after another
-//!   schema is refused here when the proxy sees it set, but one set by `ALTER ROLE ... SET`
-//!   or a startup option is invisible to it.
-//! - An unqualified allow-listed function name can be shadowed by a same-named user
-//!   function with another signature; only `pg_catalog.`-qualified calls are certain.
+//! The verdict here assumes unqualified names resolve to `pg_catalog` (the text cannot
+//! tell otherwise). Each session checks that assumption against the database before the
+//! verdict is logged (`audit::shadow`: user functions of allow-listed names, the search
+//! path); only `pg_catalog.`-qualified names need no check.
 
 use super::{names, Object};
 
@@ -85,6 +82,12 @@ pub fn is_allowed_function(name: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// The unqualified function names [`is_allowed_function`] trusts: a same-named user
+/// function shadows them, so sessions check the database for these.
+pub fn allowed_function_names() -> &'static [&'static str] {
+    ALLOWED_FUNCTIONS
 }
 
 /// True for session settings drivers and tools set on their own (folded name).
