@@ -10,7 +10,8 @@
 //!
 //! Where the paths see the same statement they give the same facts (`facts_tests.rs`).
 //! sqlparser 0.63 does not parse role grants (`GRANT admin TO alice`), and `ast.rs` leaves
-//! a GRANT without `ON` to the token path: `grants_role` comes from the token path only.
+//! a GRANT without `ON` and `ALTER GROUP` to the token path: `grants_role` comes from the
+//! token path only.
 
 use super::tokens::lexed::{Lexed, Tk};
 use super::tokens::{commands, utility};
@@ -64,7 +65,7 @@ fn and(all: &mut Option<bool>, w: bool) {
 
 /// Keeps the facts that `command` (the command tag finally reported) has: `has_where` for
 /// UPDATE and DELETE, the COPY facts for COPY, role attributes for CREATE/ALTER ROLE,
-/// `grants_role` for GRANT ROLE. A data-modifying CTE can make a SELECT an UPDATE or a
+/// `grants_role` for GRANT ROLE and ALTER ROLE (`ALTER GROUP g ADD USER u`). A data-modifying CTE can make a SELECT an UPDATE or a
 /// DELETE only once the whole statement is walked, hence the facts are read broadly and
 /// settled here.
 pub fn settle(mut f: StatementFacts, command: &str) -> StatementFacts {
@@ -78,7 +79,7 @@ pub fn settle(mut f: StatementFacts, command: &str) -> StatementFacts {
     if !matches!(command, "CREATE ROLE" | "ALTER ROLE") {
         f.role_attributes.clear();
     }
-    if command != "GRANT ROLE" {
+    if !matches!(command, "GRANT ROLE" | "ALTER ROLE") {
         f.grants_role = false;
     }
     f
@@ -200,7 +201,11 @@ pub fn from_tokens(lx: &Lexed, s: usize, end: usize, command: &str) -> Statement
                 f.copy_program = lx.is(d + 1, "program");
             }
         }
-        "CREATE ROLE" | "ALTER ROLE" => f.role_attributes = tokens_attrs(lx, k, end).names(),
+        "CREATE ROLE" | "ALTER ROLE" => {
+            f.role_attributes = tokens_attrs(lx, k, end).names();
+            // ALTER GROUP g ADD USER u: membership in g, as GRANT g TO u.
+            f.grants_role = lx.is(k + 1, "group") && lx.is(k + 3, "add") && lx.is(k + 4, "user");
+        }
         // `utility::grant`: a GRANT with no `ON` before its `TO` grants roles.
         "GRANT ROLE" => f.grants_role = true,
         _ => {}

@@ -231,7 +231,7 @@ fn role_attributes() {
         ("ALTER ROLE x RENAME TO superuser", roles(&[]), true),
         (
             "ALTER GROUP g ADD USER superuser, createrole",
-            roles(&[]),
+            grant_role(),
             false,
         ),
         (
@@ -265,6 +265,12 @@ fn grants_role() {
         ("GRANT SELECT (a, b) ON t TO alice", none(), true),
         ("REVOKE admin FROM alice", none(), false),
         ("REVOKE SELECT ON t FROM alice", none(), true),
+        // ALTER GROUP g ADD USER u is GRANT g TO u under another command tag.
+        ("ALTER GROUP g ADD USER u1, u2", grant_role(), false),
+        ("alter group g add user CURRENT_USER", grant_role(), false),
+        ("ALTER GROUP g DROP USER u1", none(), false),
+        ("ALTER GROUP g RENAME TO add", none(), false),
+        ("ALTER ROLE g SET search_path = add", none(), true),
     ]);
 }
 

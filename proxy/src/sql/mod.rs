@@ -33,6 +33,8 @@ pub use tokens::{commands, lexed, scan, utility};
 
 #[cfg(test)]
 mod facts_tests;
+#[cfg(test)]
+mod fidelity_tests;
 
 pub use classifier::{Classifier, ClassifierOptions, Statement};
 
@@ -161,7 +163,8 @@ pub struct StatementFacts {
     /// (PostgreSQL's CREATE USER implies LOGIN); `ALTER USER` does not.
     pub role_attributes: Vec<String>,
     /// `GRANT role [, ...] TO role`: membership in a role, as opposed to privileges on
-    /// objects (a GRANT without `ON`, reported as GRANT ROLE).
+    /// objects (a GRANT without `ON`, reported as GRANT ROLE); also `ALTER GROUP g ADD
+    /// USER u` (reported as ALTER ROLE), which grants the same membership.
     pub grants_role: bool,
 }
 

@@ -66,7 +66,7 @@ const CASES: &[Case] = &[
     ("DROP MATERIALIZED VIEW m", Class::Ddl, "DROP MATERIALIZED VIEW", &["MATERIALIZED VIEW m"]),
     ("DROP SCHEMA s CASCADE", Class::Ddl, "DROP SCHEMA", &["SCHEMA s"]),
     ("DROP FUNCTION f(int)", Class::Ddl, "DROP FUNCTION", &["FUNCTION f"]),
-    ("ALTER TABLE ONLY t ADD COLUMN c int", Class::Ddl, "ALTER TABLE", &["TABLE t"]),
+    ("ALTER TABLE ONLY t ADD COLUMN c int", Class::Ddl, "ALTER TABLE", &["TABLE t", "TABLE COLUMN t.c"]),
     ("ALTER INDEX i RENAME TO j", Class::Ddl, "ALTER INDEX", &["INDEX i"]),
     ("CREATE SCHEMA s", Class::Ddl, "CREATE SCHEMA", &["SCHEMA s"]),
     ("CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", Class::Ddl, "CREATE FUNCTION", &["FUNCTION f"]),

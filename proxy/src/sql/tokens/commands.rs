@@ -5,9 +5,9 @@
 //! (`CREATE TABLE`, `DROP MATERIALIZED VIEW`); USER and GROUP are ROLE. pgAudit then files
 //! everything at `LOGSTMT_DDL` as DDL, except the role statements its
 //! `log_audit_event` lists: CreateRoleStmt, AlterRoleStmt, AlterRoleSetStmt,
-//! DropRoleStmt, GrantStmt, GrantRoleStmt, AlterDefaultPrivilegesStmt, and (by a
-//! fall-through in its password-redaction case) CreateUserMappingStmt and
-//! AlterUserMappingStmt. DROP USER MAPPING is not listed: DDL.
+//! DropRoleStmt, GrantStmt, GrantRoleStmt and AlterDefaultPrivilegesStmt. USER MAPPING
+//! statements are DDL (pgAudit 1.7 on PostgreSQL 15 logs `DDL,CREATE USER MAPPING`; its
+//! password-redaction case for them does not change the class).
 
 use super::lexed::Lexed;
 use crate::sql::Class;
@@ -83,7 +83,7 @@ pub const KINDS: &[Kind] = &[
 /// Kinds whose statements name no single object by a plain name after the kind words.
 #[rustfmt::skip]
 pub const NAMELESS: &[&str] = &[
-    "USER MAPPING", "CAST", "TRANSFORM", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY",
+    "CAST", "TRANSFORM", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY",
     "DEFAULT PRIVILEGES", "SYSTEM", "OWNED", "LARGE OBJECT",
 ];
 
@@ -110,11 +110,7 @@ pub fn ddl_command(verb: &str, kind: &Kind) -> (String, Class) {
         ("DROP", "OWNED") => "DROP OWNED".to_string(),
         _ => format!("{verb} {}", kind.name),
     };
-    let role = match kind.name {
-        "ROLE" | "DEFAULT PRIVILEGES" => true,
-        "USER MAPPING" => verb != "DROP",
-        _ => false,
-    };
+    let role = matches!(kind.name, "ROLE" | "DEFAULT PRIVILEGES");
     (command, if role { Class::Role } else { Class::Ddl })
 }
 

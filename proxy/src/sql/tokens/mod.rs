@@ -357,7 +357,17 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
         "notify" => Head::new(Misc, "NOTIFY"),
         "load" => Head::new(Misc, "LOAD"),
         // pgAudit: ReassignOwnedStmt and ImportForeignSchemaStmt are DDL, not ROLE.
-        "reassign" => Head::new(Ddl, "REASSIGN OWNED"),
+        "reassign" => {
+            // REASSIGN OWNED BY old [, ...] TO new: every role named.
+            let mut h = Head::new(Ddl, "REASSIGN OWNED");
+            if lx.is(k + 1, "owned") && lx.is(k + 2, "by") {
+                let e = utility::role_list(lx, k + 3, &mut h);
+                if lx.is(e, "to") {
+                    utility::role_list(lx, e + 1, &mut h);
+                }
+            }
+            h
+        }
         "import" => {
             let mut h = Head::new(Ddl, "IMPORT FOREIGN SCHEMA");
             let j = k + 3;

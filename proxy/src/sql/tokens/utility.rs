@@ -156,6 +156,41 @@ pub fn names_at(lx: &Lexed, j: usize) -> (Vec<Vec<String>>, usize) {
     }
 }
 
+/// The role specification at `i` (a name or a role keyword, [`names::role_spec`]).
+pub fn role_at(lx: &Lexed, i: usize) -> Option<String> {
+    let t = lx.get(i).filter(|t| t.kind == Tk::Word)?;
+    Some(names::role_spec(&t.text, t.quoted))
+}
+
+/// A comma-separated list of role specifications from `j`, added as ROLE objects;
+/// returns the index after it. A grantee may be written `GROUP r` (GROUP is reserved:
+/// unquoted, it is never a role name).
+pub fn role_list(lx: &Lexed, j: usize, h: &mut Head) -> usize {
+    let mut i = j;
+    loop {
+        if lx.is(i, "group") {
+            i += 1;
+        }
+        let Some(name) = role_at(lx, i) else {
+            h.scan.uncertain = true;
+            return i;
+        };
+        h.targets.push(role_object(name));
+        i += 1;
+        if !lx.kind_is(i, Tk::Comma) {
+            return i;
+        }
+        i += 1;
+    }
+}
+
+fn role_object(name: String) -> Object {
+    Object {
+        kind: "ROLE".to_string(),
+        name,
+    }
+}
+
 /// `schema.*` for objects of every name in a schema (`GRANT ... ON ALL TABLES IN SCHEMA
 /// s`, default privileges): pgAudit prints the kind with no name.
 pub fn all_in(schema: Option<&[String]>) -> String {
@@ -169,7 +204,7 @@ pub fn all_in(schema: Option<&[String]>) -> String {
 /// is LOGSTMT_ALL with T_CopyStmt (READ).
 pub fn copy(lx: &Lexed, k: usize, end: usize) -> Head {
     let mut h = Head::new(Class::Write, "COPY");
-    let j = k + 1;
+    let j = copy_relation_at(lx, k);
     if lx.kind_is(j, Tk::LParen) {
         let close = lx.close.get(j).copied().unwrap_or(end);
         scan::scan(lx, j + 1..close, &mut h.scan);
@@ -184,10 +219,23 @@ pub fn copy(lx: &Lexed, k: usize, end: usize) -> Head {
     h
 }
 
+/// Where the relation or query of the `COPY` at `k` starts: past `BINARY` in the old
+/// `COPY BINARY t TO ...` syntax (a table named binary must be quoted there).
+fn copy_relation_at(lx: &Lexed, k: usize) -> usize {
+    let relation = lx
+        .get(k + 2)
+        .is_some_and(|t| t.kind == Tk::Word && !t.is_any(&["from", "to"]));
+    if lx.is(k + 1, "binary") && relation {
+        k + 2
+    } else {
+        k + 1
+    }
+}
+
 /// The index of the `FROM` or `TO` of the `COPY` at `k`: the first at parenthesis depth
 /// 0 after the relation and its column list, or after the parenthesized query.
 pub fn copy_direction_at(lx: &Lexed, k: usize, end: usize) -> Option<usize> {
-    let j = k + 1;
+    let j = copy_relation_at(lx, k);
     let after = if lx.kind_is(j, Tk::LParen) {
         lx.past_group(j)
     } else {
@@ -223,6 +271,11 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
         default_privileges(lx, after, end, &mut h);
         return h;
     }
+    if kind.name == "OWNED" && lx.is(after, "by") {
+        // DROP OWNED BY r1, r2: the roles; what the server drops is not in the text.
+        role_list(lx, after + 1, &mut h);
+        return h;
+    }
     if commands::NAMELESS.contains(&kind.name) {
         return h;
     }
@@ -235,6 +288,10 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
     }
     let on_table = matches!(kind.name, "TRIGGER" | "RULE" | "POLICY");
     match (verb, kind.name) {
+        (_, "USER MAPPING") => user_mapping(lx, n, &mut h),
+        ("DROP", "ROLE") => {
+            role_list(lx, n, &mut h);
+        }
         ("DROP", _) => {
             let e = name_list(lx, n, kind.name, &mut h);
             if on_table && lx.is(e, "on") {
@@ -274,18 +331,161 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
             h.target("SCHEMA", &lx.name_at(n + 1).0);
         }
         ("ALTER", "TABLE") if lx.is(n, "all") => {}
-        ("ALTER", "ROLE") if lx.is(n, "all") => {}
+        ("ALTER", "ROLE") => alter_role(lx, n, &mut h),
+        ("ALTER", "TABLE") => {
+            let (table, e) = lx.name_at(n);
+            h.target("TABLE", &table);
+            if !table.is_empty() {
+                alter_table_actions(lx, &table, e, end, &mut h);
+            }
+        }
         _ => {
             h.target(kind.name, &lx.name_at(n).0);
-            if verb == "CREATE" && on_table {
-                let kw = if kind.name == "RULE" { "to" } else { "on" };
+            // CREATE RULE r AS ON event TO t; CREATE/ALTER TRIGGER|POLICY x ON t.
+            if verb != "DROP" && on_table {
+                let kw = if verb == "CREATE" && kind.name == "RULE" {
+                    "to"
+                } else {
+                    "on"
+                };
                 if let Some(p) = depth0(lx, n + 1, end, &[kw]) {
                     table_after(lx, p + 1, &mut h);
                 }
             }
+            if verb == "ALTER" {
+                owner_to(lx, n + 1, end, &mut h);
+            }
         }
     }
     h
+}
+
+/// `ALTER ROLE|USER|GROUP`: the role (`ALL` for `ALTER ROLE ALL`, keywords as
+/// [`names::role_spec`] renders them), the new name of a `RENAME TO` (both names: the
+/// old one is what a reviewer searches), and the members of `ALTER GROUP g ADD|DROP
+/// USER u1, u2` (they gain or lose the group's privileges).
+fn alter_role(lx: &Lexed, n: usize, h: &mut Head) {
+    if lx.is(n, "all") {
+        h.targets.push(role_object(names::ALL_ROLES.to_string()));
+        return;
+    }
+    let Some(role) = role_at(lx, n) else {
+        h.scan.uncertain = true;
+        return;
+    };
+    h.targets.push(role_object(role));
+    if lx.is(n + 1, "rename") && lx.is(n + 2, "to") {
+        role_list(lx, n + 3, h);
+    } else if lx.get(n + 1).is_some_and(|t| t.is_any(&["add", "drop"])) && lx.is(n + 2, "user") {
+        role_list(lx, n + 3, h);
+    }
+}
+
+/// `CREATE|ALTER|DROP USER MAPPING [IF [NOT] EXISTS] FOR user SERVER s`: one object,
+/// `<user> on server <s>` as pgAudit names it. `FOR USER` is the current user.
+fn user_mapping(lx: &Lexed, n: usize, h: &mut Head) {
+    if !lx.is(n, "for") {
+        h.scan.uncertain = true;
+        return;
+    }
+    let user = if lx.is(n + 1, "user") {
+        Some(names::ROLE_KEYWORDS[0].to_string())
+    } else {
+        role_at(lx, n + 1)
+    };
+    let (server, _) = lx.name_at(n + 3);
+    match user {
+        Some(user) if lx.is(n + 2, "server") && !server.is_empty() => h.targets.push(Object {
+            kind: "USER MAPPING".to_string(),
+            name: format!("{user} on server {}", names::render(&server)),
+        }),
+        _ => h.scan.uncertain = true,
+    }
+}
+
+/// The actions of `ALTER TABLE t action [, ...]` from `i`: the column each column action
+/// names (`TABLE COLUMN t.c`, as pgAudit types it; a rename names the new column, as
+/// pgAudit does), and the new owner of `OWNER TO`.
+fn alter_table_actions(lx: &Lexed, table: &[String], mut i: usize, end: usize, h: &mut Head) {
+    const CONSTRAINTS: &[&str] = &[
+        "constraint",
+        "primary",
+        "unique",
+        "check",
+        "foreign",
+        "exclude",
+    ];
+    loop {
+        let mut column = None;
+        let first = lx.get(i).map(|t| t.text.to_ascii_lowercase());
+        let is_word = lx.kind_is(i, Tk::Word) && lx.get(i).is_some_and(|t| !t.quoted);
+        match first.as_deref().filter(|_| is_word) {
+            Some(verb @ ("add" | "drop" | "alter" | "rename")) => {
+                let mut j = i + 1;
+                if lx.is(j, "column") {
+                    j += 1;
+                } else if lx.get(j).is_some_and(|t| t.is_any(CONSTRAINTS)) || lx.is(j, "to") {
+                    j = end;
+                }
+                if verb == "add" && lx.is(j, "if") && lx.is(j + 1, "not") {
+                    j += 3;
+                } else if verb == "drop" && lx.is(j, "if") && lx.is(j + 1, "exists") {
+                    j += 2;
+                }
+                if verb == "rename" {
+                    j = if lx.is(j + 1, "to") { j + 2 } else { end };
+                }
+                column = lx.get(j).filter(|t| t.kind == Tk::Word && j < end);
+            }
+            Some("owner") if lx.is(i + 1, "to") => match role_at(lx, i + 2) {
+                Some(r) => h.targets.push(role_object(r)),
+                None => h.scan.uncertain = true,
+            },
+            _ => {}
+        }
+        if let Some(c) = column {
+            let mut parts = table.to_vec();
+            parts.push(c.folded());
+            h.target("TABLE COLUMN", &parts);
+        }
+        match next_comma(lx, i + 1, end) {
+            Some(c) => i = c + 1,
+            None => return,
+        }
+    }
+}
+
+/// The first comma at parenthesis depth 0 in `from..end`.
+fn next_comma(lx: &Lexed, from: usize, end: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for i in from..end.min(lx.toks.len()) {
+        match lx.get(i)?.kind {
+            Tk::LParen => depth += 1,
+            Tk::RParen => depth = depth.checked_sub(1)?,
+            Tk::Comma if depth == 0 => return Some(i),
+            Tk::Semi if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `ALTER <kind> name ... OWNER TO role`: the new owner. `RENAME [COLUMN] owner TO x`
+/// renames a column called owner.
+fn owner_to(lx: &Lexed, from: usize, end: usize, h: &mut Head) {
+    let Some(o) = depth0(lx, from, end, &["owner"]) else {
+        return;
+    };
+    let renamed = o
+        .checked_sub(1)
+        .and_then(|p| lx.get(p))
+        .is_some_and(|t| t.is_any(&["rename", "column"]));
+    if lx.is(o + 1, "to") && !renamed {
+        match role_at(lx, o + 2) {
+            Some(r) => h.targets.push(role_object(r)),
+            None => h.scan.uncertain = true,
+        }
+    }
 }
 
 fn table_after(lx: &Lexed, i: usize, h: &mut Head) {
@@ -302,7 +502,7 @@ fn default_privileges(lx: &Lexed, mut i: usize, end: usize, h: &mut Head) {
             schemas.extend(list);
             i = e;
         } else if lx.is(i, "for") && lx.get(i + 1).is_some_and(|t| t.is_any(&["role", "user"])) {
-            i = name_list(lx, i + 2, "ROLE", h);
+            i = role_list(lx, i + 2, h);
         } else {
             i += 1;
         }
@@ -375,7 +575,8 @@ pub fn grant(lx: &Lexed, k: usize, end: usize, is_grant: bool) -> Head {
             let mut h = Head::new(Class::Role, &format!("{verb} ROLE"));
             name_list(lx, j, "ROLE", &mut h);
             if let Some(s) = stop {
-                name_list(lx, s + 1, "ROLE", &mut h);
+                // Grantees are role specifications: `TO CURRENT_USER`, `FROM PUBLIC`.
+                role_list(lx, s + 1, &mut h);
             }
             h
         }
