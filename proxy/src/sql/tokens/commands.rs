@@ -117,7 +117,8 @@ pub fn ddl_command(verb: &str, kind: &Kind) -> (String, Class) {
 /// Object kinds after `GRANT ... ON` (the default is TABLE).
 pub const GRANT_KINDS: &[Kind] = &[
     k(&["foreign", "data", "wrapper"], "FOREIGN DATA WRAPPER"),
-    k(&["foreign", "server"], "SERVER"),
+    // pgAudit types the object of GRANT ... ON FOREIGN SERVER `FOREIGN SERVER`.
+    k(&["foreign", "server"], "FOREIGN SERVER"),
     k(&["large", "object"], "LARGE OBJECT"),
     k(&["table"], "TABLE"),
     k(&["sequence"], "SEQUENCE"),

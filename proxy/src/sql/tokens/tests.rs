@@ -79,7 +79,7 @@ const CASES: &[Case] = &[
         "GRANT USAGE ON FOREIGN SERVER srv TO u",
         Class::Role,
         "GRANT",
-        &["SERVER srv"],
+        &["FOREIGN SERVER srv"],
     ),
     (
         "REVOKE ALL ON SEQUENCE s FROM PUBLIC",
