@@ -685,6 +685,17 @@ fn corpus_agrees_with_pgaudit() {
                 b.line, b.text, e["outcome"], e["sqlstate"]
             ));
         }
+        // Issue 14: a role keyword (CURRENT_USER, ALTER ROLE ALL) is never logged as a
+        // role of that name; only a quoted name in the text is one.
+        for o in e["objects"].as_array().into_iter().flatten() {
+            let name = o["name"].as_str().unwrap_or("");
+            for k in ["current_user", "session_user", "current_role", "all"] {
+                let quoted = format!("\"{k}\"");
+                if name.contains(&quoted) && !b.text.contains(&quoted) {
+                    errors.push(format!("line {}: keyword logged as role: {o}", b.line));
+                }
+            }
+        }
         let Some(v) = v else { continue };
         let class = e["class"].as_str().unwrap_or("?").to_string();
         let command = e["command"].as_str().unwrap_or("?").to_string();

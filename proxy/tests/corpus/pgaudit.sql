@@ -700,6 +700,12 @@ SET ROLE app_user
 SELECT current_user
 --- next
 RESET ROLE
+--- next: a role named current_user, quoted; the keyword is no role name for SET ROLE (see failures)
+SET ROLE "current_user"
+--- next
+SELECT current_user
+--- next
+RESET ROLE
 --- next
 SET SESSION AUTHORIZATION app_user
 --- next
@@ -740,6 +746,15 @@ DROP TABLE missing_t
 --- next
 --@ error 42703
 SELECT no_such_column FROM customers
+--- next
+--@ error 42601
+SET ROLE current_user
+--- next
+--@ error 42601
+SET SESSION AUTHORIZATION SESSION_USER
+--- next
+--@ error 22023
+DROP ROLE CURRENT_USER
 --- next
 BEGIN
 --- next
