@@ -57,9 +57,10 @@ pub fn alter_role(lx: &Lexed, n: usize, h: &mut Head) {
         return;
     };
     h.targets.push(role_object(role));
-    if lx.is(n + 1, "rename") && lx.is(n + 2, "to") {
-        role_list(lx, n + 3, h);
-    } else if lx.get(n + 1).is_some_and(|t| t.is_any(&["add", "drop"])) && lx.is(n + 2, "user") {
+    // RENAME TO b (the new name), or ADD|DROP USER u1, u2 (the members).
+    let rename = lx.is(n + 1, "rename") && lx.is(n + 2, "to");
+    let members = lx.get(n + 1).is_some_and(|t| t.is_any(&["add", "drop"])) && lx.is(n + 2, "user");
+    if rename || members {
         role_list(lx, n + 3, h);
     }
 }
