@@ -95,7 +95,43 @@ const CASES: &[Case] = &[
         "ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER GRANT SELECT ON TABLES TO PUBLIC",
         Class::Role,
         "ALTER DEFAULT PRIVILEGES",
-        &["ROLE CURRENT_USER", "TABLES *"],
+        &["ROLE CURRENT_USER", "TABLES *", "ROLE public"],
+    ),
+    // GRANT and REVOKE on objects: the objects, then the grantees.
+    (
+        "GRANT SELECT ON t TO CURRENT_USER, \"current_user\", GROUP g",
+        Class::Role,
+        "GRANT",
+        &[
+            "TABLE t",
+            "ROLE CURRENT_USER",
+            "ROLE \"current_user\"",
+            "ROLE g",
+        ],
+    ),
+    (
+        "GRANT SELECT ON t TO PUBLIC",
+        Class::Role,
+        "GRANT",
+        &["TABLE t", "ROLE public"],
+    ),
+    (
+        "GRANT SELECT ON t TO \"public\"",
+        Class::Role,
+        "GRANT",
+        &["TABLE t", "ROLE public"],
+    ),
+    (
+        "REVOKE ALL ON ALL TABLES IN SCHEMA s FROM SESSION_USER CASCADE",
+        Class::Role,
+        "REVOKE",
+        &["TABLE s.*", "ROLE SESSION_USER"],
+    ),
+    (
+        "GRANT EXECUTE ON FUNCTION f(int) TO alice WITH GRANT OPTION GRANTED BY CURRENT_USER",
+        Class::Role,
+        "GRANT",
+        &["FUNCTION f", "ROLE alice"],
     ),
     (
         "DROP ROLE CURRENT_USER, \"current_user\", a",

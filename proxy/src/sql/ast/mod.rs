@@ -15,8 +15,8 @@ use super::noise::{self, Shape};
 use super::tokens::lexed;
 use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
 use parts::{
-    comment_kind, explain_analyze, grant_objects, ident_obj, name_parts, obj, objs, owner_obj,
-    role_from_expr, role_name, role_obj, role_objs, setting_name,
+    comment_kind, explain_analyze, grant_objects, grantees, ident_obj, name_parts, obj, objs,
+    owner_obj, role_from_expr, role_name, role_obj, role_objs, setting_name,
 };
 use sqlparser::ast::{
     AlterRoleOperation, AlterSchemaOperation, AlterTable, AlterTableOperation, CloseCursor,
@@ -357,11 +357,13 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::Grant(g) => {
             let mut d = draft(Role, "GRANT");
             d.targets = grant_objects(g.objects.as_ref()?)?;
+            d.targets.extend(grantees(&g.grantees)?);
             d
         }
         Statement::Revoke(r) => {
             let mut d = draft(Role, "REVOKE");
             d.targets = grant_objects(r.objects.as_ref()?)?;
+            d.targets.extend(grantees(&r.grantees)?);
             d
         }
         Statement::Truncate(t) if t.partitions.is_none() => {

@@ -4,8 +4,8 @@
 use super::walk::{fold_ident, object_name};
 use crate::sql::{names, Object};
 use sqlparser::ast::{
-    CommentObject, Expr, GrantObjects, Ident, ObjectName, ObjectNamePart, Owner, UtilityOption,
-    Value,
+    CommentObject, Expr, GrantObjects, Grantee, GranteeName, GranteesType, Ident, ObjectName,
+    ObjectNamePart, Owner, UtilityOption, Value,
 };
 
 /// An object of a kind.
@@ -170,6 +170,24 @@ pub fn grant_objects(g: &GrantObjects) -> Option<Vec<Object>> {
         GrantObjects::Procedure { name, .. } => Some(vec![obj("PROCEDURE", object_name(name)?)]),
         _ => None,
     }
+}
+
+/// The grantees of a GRANT or REVOKE on objects, as ROLE objects (role keywords as
+/// [`names::role_spec`] renders them, PUBLIC as `public`); `None` for a shape PostgreSQL
+/// has not (a qualified name, `user@host`).
+pub fn grantees(list: &[Grantee]) -> Option<Vec<Object>> {
+    list.iter()
+        .map(|g| match (&g.grantee_type, &g.name) {
+            (GranteesType::Public, None) => Some(obj("ROLE", "public".to_string())),
+            (GranteesType::None | GranteesType::Group, Some(GranteeName::ObjectName(n))) => {
+                match n.0.as_slice() {
+                    [ObjectNamePart::Identifier(id)] => Some(role_obj(id)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The object kind of `COMMENT ON <kind>`.

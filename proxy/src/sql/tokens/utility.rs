@@ -434,11 +434,15 @@ fn default_privileges(lx: &Lexed, mut i: usize, end: usize, h: &mut Head) {
             });
         }
     }
+    // The grantees of the future privileges.
+    if let Some(to) = depth0(lx, i, end, &["to", "from"]) {
+        role_list(lx, to + 1, h);
+    }
 }
 
 /// `GRANT|REVOKE privileges ON objects TO|FROM roles`, or role membership without `ON`
 /// (pgAudit's GRANT ROLE / REVOKE ROLE). pgAudit prints no names for either; we list the
-/// objects, and for membership both the granted roles and the grantees.
+/// objects or the granted roles, then the grantees.
 pub fn grant(lx: &Lexed, k: usize, end: usize, is_grant: bool) -> Head {
     let to_kw = if is_grant { "to" } else { "from" };
     let mut j = k + 1;
@@ -473,6 +477,10 @@ pub fn grant(lx: &Lexed, k: usize, end: usize, is_grant: bool) -> Head {
                 let (kind, after) = commands::grant_kind_at(lx, i)
                     .map_or(("TABLE", i), |(k, a): (&Kind, usize)| (k.name, a));
                 name_list(lx, after, kind, &mut h);
+            }
+            // The grantees: who gains or loses the privileges.
+            if let Some(s) = stop {
+                role_list(lx, s + 1, &mut h);
             }
             h
         }
