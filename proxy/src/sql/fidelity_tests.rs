@@ -246,6 +246,19 @@ const CASES: &[Case] = &[
         "DROP USER MAPPING",
         &["USER MAPPING bob on server s1"],
     ),
+    // A role named mapping is no user mapping.
+    (
+        "DROP USER mapping",
+        Class::Role,
+        "DROP ROLE",
+        &["ROLE mapping"],
+    ),
+    (
+        "ALTER USER mapping RENAME TO m2",
+        Class::Role,
+        "ALTER ROLE",
+        &["ROLE mapping", "ROLE m2"],
+    ),
     // DROP OWNED / REASSIGN OWNED: the roles (what the server drops is not in the text).
     (
         "DROP OWNED BY r1, r2 CASCADE",

@@ -87,11 +87,16 @@ pub const NAMELESS: &[&str] = &[
     "DEFAULT PRIVILEGES", "SYSTEM", "OWNED", "LARGE OBJECT",
 ];
 
-/// The kind spelled at token `i`, and the index after its words.
+/// The kind spelled at token `i`, and the index after its words. `USER MAPPING` is
+/// followed by `FOR` or `IF [NOT] EXISTS`; otherwise `mapping` is a role's name (`DROP
+/// USER mapping`).
 pub fn kind_at(lx: &Lexed, i: usize) -> Option<(&'static Kind, usize)> {
     KINDS.iter().find_map(|kind| {
         let all = kind.words.iter().enumerate().all(|(n, w)| lx.is(i + n, w));
-        all.then_some((kind, i + kind.words.len()))
+        let after = i + kind.words.len();
+        let mapping_ok =
+            kind.name != "USER MAPPING" || lx.get(after).is_some_and(|t| t.is_any(&["for", "if"]));
+        (all && mapping_ok).then_some((kind, after))
     })
 }
 
