@@ -696,6 +696,25 @@ fn corpus_agrees_with_pgaudit() {
                 }
             }
         }
+        // ... and a keyword form (bare upper-case) appears only where the text has the
+        // keyword unquoted: a role named "CURRENT_USER" stays quoted.
+        let unquoted: String = b
+            .text
+            .split('"')
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        for o in e["objects"].as_array().into_iter().flatten() {
+            let name = o["name"].as_str().unwrap_or("");
+            let head = name.split(' ').next().unwrap_or("");
+            let keyword = ["CURRENT_USER", "SESSION_USER", "CURRENT_ROLE", "ALL"].contains(&head);
+            let written = unquoted.contains(head)
+                || (head == "CURRENT_USER" && unquoted.contains("FOR USER SERVER"));
+            if keyword && !written {
+                errors.push(format!("line {}: keyword not in the text: {o}", b.line));
+            }
+        }
         let Some(v) = v else { continue };
         let class = e["class"].as_str().unwrap_or("?").to_string();
         let command = e["command"].as_str().unwrap_or("?").to_string();

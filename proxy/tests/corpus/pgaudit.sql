@@ -397,6 +397,14 @@ REVOKE regress_grp FROM "current_user"
 GRANT SELECT ON col_t TO CURRENT_USER, PUBLIC, "current_user"
 --- next
 REVOKE SELECT ON col_t FROM PUBLIC
+--- next: a role named like the keyword, upper-case: an attacker's decoy must not read as the keyword
+CREATE ROLE "CURRENT_USER"
+--- next
+GRANT regress_grp TO "CURRENT_USER"
+--- next
+ALTER ROLE "CURRENT_USER" RENAME TO "SESSION_USER"
+--- next
+DROP ROLE "SESSION_USER"
 --- next
 ALTER TABLE col_t OWNER TO "current_user"
 --- next
