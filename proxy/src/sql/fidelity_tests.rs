@@ -492,3 +492,33 @@ fn truncated_statements_are_bounded() {
     let many = format!("DROP OWNED BY {}", vec!["r"; 10_000].join(", "));
     assert_eq!(tokens::classify(&many).objects.len(), 1);
 }
+
+/// The statements sqlparser parses are answered by the AST path itself (so both paths are
+/// exercised on them above, not only the token path).
+#[test]
+fn the_ast_path_answers_what_sqlparser_parses() {
+    for sql in [
+        "ALTER ROLE CURRENT_USER SET work_mem = '1MB'",
+        "ALTER ROLE \"current_user\" SET work_mem = '1MB'",
+        "ALTER ROLE SESSION_USER WITH CONNECTION LIMIT 5",
+        "ALTER USER CURRENT_ROLE WITH CONNECTION LIMIT 5",
+        "ALTER ROLE ALL SET work_mem = '1MB'",
+        "ALTER ROLE a RENAME TO b",
+        "DROP ROLE CURRENT_USER, \"current_user\", a",
+        "DROP USER mapping",
+        "ALTER TABLE t OWNER TO CURRENT_USER",
+        "ALTER TABLE t OWNER TO \"current_user\"",
+        "ALTER SCHEMA s OWNER TO SESSION_USER",
+        "ALTER TABLE t DROP COLUMN c",
+        "ALTER TABLE t DROP c, DROP COLUMN d",
+        "ALTER TABLE t RENAME COLUMN c TO d",
+        "ALTER TABLE t ALTER COLUMN c TYPE bigint",
+        "ALTER TABLE t RENAME owner TO x",
+        "CREATE TRIGGER tr AFTER INSERT ON s.t FOR EACH ROW EXECUTE FUNCTION f()",
+        "GRANT SELECT ON t TO PUBLIC",
+        "GRANT SELECT ON t TO \"public\"",
+        "REVOKE ALL ON ALL TABLES IN SCHEMA s FROM SESSION_USER CASCADE",
+    ] {
+        assert!(ast::classify(sql).is_some(), "AST path declined: {sql}");
+    }
+}
