@@ -246,6 +246,31 @@ const CASES: &[Case] = &[
         "DROP USER MAPPING",
         &["USER MAPPING bob on server s1"],
     ),
+    // CREATE ROLE's membership options: the groups joined, then the members given.
+    (
+        "CREATE ROLE x IN ROLE g1, CURRENT_USER",
+        Class::Role,
+        "CREATE ROLE",
+        &["ROLE x", "ROLE g1", "ROLE CURRENT_USER"],
+    ),
+    (
+        "CREATE ROLE g ADMIN a ROLE u IN GROUP h",
+        Class::Role,
+        "CREATE ROLE",
+        &["ROLE g", "ROLE h", "ROLE u", "ROLE a"],
+    ),
+    (
+        "CREATE GROUP g WITH USER u1, u2",
+        Class::Role,
+        "CREATE ROLE",
+        &["ROLE g", "ROLE u1", "ROLE u2"],
+    ),
+    (
+        "CREATE ROLE x PASSWORD 'role' VALID UNTIL 'infinity'",
+        Class::Role,
+        "CREATE ROLE",
+        &["ROLE x"],
+    ),
     // A role named mapping is no user mapping.
     (
         "DROP USER mapping",

@@ -164,7 +164,8 @@ pub struct StatementFacts {
     pub role_attributes: Vec<String>,
     /// `GRANT role [, ...] TO role`: membership in a role, as opposed to privileges on
     /// objects (a GRANT without `ON`, reported as GRANT ROLE); also `ALTER GROUP g ADD
-    /// USER u` (reported as ALTER ROLE), which grants the same membership.
+    /// USER u` (reported as ALTER ROLE) and `CREATE ROLE x IN ROLE g` / `ROLE u` /
+    /// `ADMIN u` (CREATE ROLE), which grant the same membership.
     pub grants_role: bool,
 }
 

@@ -378,6 +378,8 @@ ALTER ROLE regress_r1 RENAME TO regress_r1b
 --- next
 ALTER USER regress_r1b RENAME TO regress_r1
 --- next
+CREATE ROLE regress_m3 NOLOGIN IN ROLE regress_grp ADMIN CURRENT_USER
+--- next
 ALTER GROUP regress_grp ADD USER regress_m1, regress_m2
 --- next
 ALTER GROUP regress_grp DROP USER regress_m2

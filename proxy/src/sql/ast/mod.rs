@@ -284,6 +284,9 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::CreateRole(cr) => {
             let mut d = draft(Role, "CREATE ROLE");
             d.targets = objs("ROLE", &cr.names)?;
+            // Membership given at creation: the groups it joins, the members it gets.
+            let lists = [&cr.in_role, &cr.in_group, &cr.role, &cr.user, &cr.admin];
+            d.targets.extend(lists.into_iter().flatten().map(role_obj));
             d
         }
         Statement::CreateUser(cu) if cu.options.options.is_empty() => {

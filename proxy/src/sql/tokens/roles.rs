@@ -17,22 +17,86 @@ pub fn role_at(lx: &Lexed, i: usize) -> Option<String> {
 /// returns the index after it. A grantee may be written `GROUP r` (GROUP is reserved:
 /// unquoted, it is never a role name).
 pub fn role_list(lx: &Lexed, j: usize, h: &mut Head) -> usize {
+    let (list, e) = role_names(lx, j);
+    if list.is_empty() {
+        h.scan.uncertain = true;
+    }
+    h.targets.extend(list.into_iter().map(role_object));
+    e
+}
+
+/// The rendered role specifications of a comma-separated list from `j`, and the index
+/// after it.
+fn role_names(lx: &Lexed, j: usize) -> (Vec<String>, usize) {
+    let mut out = Vec::new();
     let mut i = j;
     loop {
         if lx.is(i, "group") {
             i += 1;
         }
         let Some(name) = role_at(lx, i) else {
-            h.scan.uncertain = true;
-            return i;
+            return (out, i);
         };
-        h.targets.push(role_object(name));
+        out.push(name);
         i += 1;
         if !lx.kind_is(i, Tk::Comma) {
-            return i;
+            return (out, i);
         }
         i += 1;
     }
+}
+
+/// The membership options of `CREATE ROLE|USER|GROUP name [WITH] option ...` from `from`
+/// (past the name): the roles of `IN ROLE`, `IN GROUP` (groups the new role joins),
+/// `ROLE`, `USER` and `ADMIN` (members it gets), in that order, as the AST path lists
+/// them. Any of them grants role membership.
+pub fn create_role_members(lx: &Lexed, from: usize, end: usize) -> Vec<String> {
+    let mut lists: [Vec<String>; 5] = Default::default();
+    let mut depth = 0usize;
+    let mut i = from;
+    let end = end.min(lx.toks.len());
+    while i < end {
+        let Some(t) = lx.get(i) else {
+            break;
+        };
+        let slot = match t.kind {
+            Tk::LParen => {
+                depth += 1;
+                None
+            }
+            Tk::RParen => {
+                depth = depth.saturating_sub(1);
+                None
+            }
+            Tk::Semi if depth == 0 => break,
+            Tk::Word if depth == 0 && t.is("in") && lx.is(i + 1, "role") => Some((0, i + 2)),
+            Tk::Word if depth == 0 && t.is("in") && lx.is(i + 1, "group") => Some((1, i + 2)),
+            Tk::Word if depth == 0 && t.is("role") => Some((2, i + 1)),
+            Tk::Word if depth == 0 && t.is("user") => Some((3, i + 1)),
+            Tk::Word if depth == 0 && t.is("admin") => Some((4, i + 1)),
+            _ => None,
+        };
+        match slot {
+            Some((n, l)) => {
+                let (names, e) = role_names(lx, l);
+                if let Some(list) = lists.get_mut(n) {
+                    list.extend(names);
+                }
+                i = e.max(l);
+            }
+            None => i += 1,
+        }
+    }
+    lists.into_iter().flatten().collect()
+}
+
+/// `CREATE ROLE|USER|GROUP name ...` at `n` (the name): the role, then the roles its
+/// membership options name ([`create_role_members`]).
+pub fn create_role(lx: &Lexed, n: usize, end: usize, h: &mut Head) {
+    let (name, e) = lx.name_at(n);
+    h.target("ROLE", &name);
+    h.targets
+        .extend(create_role_members(lx, e, end).into_iter().map(role_object));
 }
 
 /// A ROLE object of a rendered role specification.

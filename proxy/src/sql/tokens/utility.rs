@@ -4,7 +4,9 @@
 
 use super::commands::{self, Kind};
 use super::lexed::{Lexed, Tk};
-use super::roles::{alter_role, owner_to, role_at, role_list, role_object, user_mapping};
+use super::roles::{
+    alter_role, create_role, owner_to, role_at, role_list, role_object, user_mapping,
+};
 use super::scan;
 use super::Head;
 use crate::sql::ast::parts as ast_parts;
@@ -298,6 +300,7 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
         }
         ("ALTER", "TABLE") if lx.is(n, "all") => {}
         ("ALTER", "ROLE") => alter_role(lx, n, &mut h),
+        ("CREATE", "ROLE") => create_role(lx, n, end, &mut h),
         ("ALTER", "TABLE") => {
             let (table, e) = lx.name_at(n);
             h.target("TABLE", &table);
