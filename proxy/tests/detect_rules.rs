@@ -275,6 +275,50 @@ fn grant_and_privilege_escalation() {
     assert_eq!(proxy.fired("privilege-escalation"), 2.0);
 }
 
+/// `ALTER GROUP g ADD USER u` is `GRANT g TO u` spelled the old way: escalation too.
+#[test]
+fn alter_group_add_user_is_privilege_escalation() {
+    let proxy = start("");
+    ok(human(
+        &proxy,
+        "create role pe_grp nologin; create role pe_member nologin; \
+         alter group pe_grp drop user pe_member; alter group pe_grp rename to pe_grp2",
+    ));
+    assert_eq!(
+        proxy.fired("privilege-escalation"),
+        0.0,
+        "dropping a member or renaming a group grants nothing"
+    );
+    ok(human(&proxy, "ALTER GROUP pe_grp2 ADD USER pe_member"));
+    assert_eq!(proxy.fired("privilege-escalation"), 1.0);
+    let f = proxy.wait_finding("privilege-escalation", |_| true);
+    assert_eq!(
+        f["statement"], "ALTER GROUP pe_grp2 ADD USER pe_member",
+        "{f}"
+    );
+}
+
+/// `CREATE ROLE x IN ROLE g` makes x a member of g as it is created: escalation too.
+#[test]
+fn create_role_in_role_is_privilege_escalation() {
+    let proxy = start("");
+    ok(human(
+        &proxy,
+        "create role pe_cr_grp nologin; create role pe_cr_plain nologin password 'role'",
+    ));
+    assert_eq!(proxy.fired("privilege-escalation"), 0.0);
+    ok(human(
+        &proxy,
+        "CREATE ROLE pe_cr_member NOLOGIN IN ROLE pe_cr_grp",
+    ));
+    assert_eq!(proxy.fired("privilege-escalation"), 1.0);
+    let f = proxy.wait_finding("privilege-escalation", |_| true);
+    assert_eq!(
+        f["statement"], "CREATE ROLE pe_cr_member NOLOGIN IN ROLE pe_cr_grp",
+        "{f}"
+    );
+}
+
 #[test]
 fn human_data_change_once_per_cooldown_never_for_services_or_noise() {
     let proxy = start("");

@@ -174,11 +174,12 @@ impl Classifier {
 /// `ALTER <kind> name RENAME TO new`: the object is reported under its new name, as
 /// pgAudit does (its event trigger sees the object after the statement). Only the object's
 /// own rename matches `RENAME TO new` at the very end; columns and constraints are renamed
-/// with `RENAME [COLUMN|CONSTRAINT] a TO b`.
+/// with `RENAME [COLUMN|CONSTRAINT] a TO b`. A renamed role is not replaced: both paths
+/// name the old role and the new one.
 fn renamed_object(sql: &str, c: &mut Classification) {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::tokenizer::{Token, Tokenizer};
-    if !c.command.starts_with("ALTER ") || c.objects.is_empty() {
+    if !c.command.starts_with("ALTER ") || c.command == "ALTER ROLE" || c.objects.is_empty() {
         return;
     }
     let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {

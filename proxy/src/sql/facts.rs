@@ -10,10 +10,11 @@
 //!
 //! Where the paths see the same statement they give the same facts (`facts_tests.rs`).
 //! sqlparser 0.63 does not parse role grants (`GRANT admin TO alice`), and `ast.rs` leaves
-//! a GRANT without `ON` to the token path: `grants_role` comes from the token path only.
+//! a GRANT without `ON` and `ALTER GROUP` to the token path: `grants_role` comes from the
+//! token path only.
 
 use super::tokens::lexed::{Lexed, Tk};
-use super::tokens::{commands, utility};
+use super::tokens::{commands, roles, utility};
 use super::{CopyDirection, StatementFacts};
 use sqlparser::ast::{
     AlterRoleOperation, CopyTarget, CreateRole, Query, RoleOption, SetExpr, Statement,
@@ -64,7 +65,8 @@ fn and(all: &mut Option<bool>, w: bool) {
 
 /// Keeps the facts that `command` (the command tag finally reported) has: `has_where` for
 /// UPDATE and DELETE, the COPY facts for COPY, role attributes for CREATE/ALTER ROLE,
-/// `grants_role` for GRANT ROLE. A data-modifying CTE can make a SELECT an UPDATE or a
+/// `grants_role` for GRANT ROLE, ALTER ROLE (`ALTER GROUP g ADD USER u`) and CREATE ROLE
+/// (`IN ROLE g`, `ROLE u`, `ADMIN u`). A data-modifying CTE can make a SELECT an UPDATE or a
 /// DELETE only once the whole statement is walked, hence the facts are read broadly and
 /// settled here.
 pub fn settle(mut f: StatementFacts, command: &str) -> StatementFacts {
@@ -78,7 +80,7 @@ pub fn settle(mut f: StatementFacts, command: &str) -> StatementFacts {
     if !matches!(command, "CREATE ROLE" | "ALTER ROLE") {
         f.role_attributes.clear();
     }
-    if command != "GRANT ROLE" {
+    if !matches!(command, "GRANT ROLE" | "ALTER ROLE" | "CREATE ROLE") {
         f.grants_role = false;
     }
     f
@@ -101,7 +103,12 @@ pub fn from_ast(stmt: &Statement) -> StatementFacts {
             });
             f.copy_program = matches!(target, CopyTarget::Program { .. });
         }
-        Statement::CreateRole(cr) => f.role_attributes = create_role_attrs(cr).names(),
+        Statement::CreateRole(cr) => {
+            f.role_attributes = create_role_attrs(cr).names();
+            f.grants_role = [&cr.in_role, &cr.in_group, &cr.role, &cr.user, &cr.admin]
+                .iter()
+                .any(|l| !l.is_empty());
+        }
         // PostgreSQL's CREATE USER implies LOGIN. `ast.rs` maps only the bare form (with
         // options sqlparser 0.63 does not read PostgreSQL's CREATE USER).
         Statement::CreateUser(cu) if cu.options.options.is_empty() => {
@@ -200,7 +207,17 @@ pub fn from_tokens(lx: &Lexed, s: usize, end: usize, command: &str) -> Statement
                 f.copy_program = lx.is(d + 1, "program");
             }
         }
-        "CREATE ROLE" | "ALTER ROLE" => f.role_attributes = tokens_attrs(lx, k, end).names(),
+        "CREATE ROLE" | "ALTER ROLE" => {
+            f.role_attributes = tokens_attrs(lx, k, end).names();
+            // ALTER GROUP g ADD USER u: membership in g, as GRANT g TO u. CREATE ROLE
+            // x IN ROLE g (or ROLE u, ADMIN u): membership given at creation.
+            f.grants_role = if lx.is(k, "create") {
+                let (_, after) = lx.name_at(created_role_at(lx, k));
+                !roles::create_role_members(lx, after, end).is_empty()
+            } else {
+                lx.is(k + 1, "group") && lx.is(k + 3, "add") && lx.is(k + 4, "user")
+            };
+        }
         // `utility::grant`: a GRANT with no `ON` before its `TO` grants roles.
         "GRANT ROLE" => f.grants_role = true,
         _ => {}
@@ -266,6 +283,18 @@ fn top_where(lx: &Lexed, from: usize, end: usize) -> bool {
     false
 }
 
+/// Where the role's name of `CREATE [modifiers] ROLE|USER|GROUP name` at `k` is.
+fn created_role_at(lx: &Lexed, k: usize) -> usize {
+    let mut j = k + 1;
+    while lx
+        .get(j)
+        .is_some_and(|t| t.is_any(commands::CREATE_MODIFIERS))
+    {
+        j += 1;
+    }
+    j + 1
+}
+
 /// The attributes `CREATE|ALTER ROLE|USER|GROUP name ...` at `k` grants. PostgreSQL reads
 /// role options as identifiers (`"superuser"` counts, as it does there); names in role
 /// lists (`IN ROLE`, `ROLE`, `ADMIN`, `USER`) are skipped, and the configuration forms
@@ -274,12 +303,7 @@ fn tokens_attrs(lx: &Lexed, k: usize, end: usize) -> Attrs {
     let mut a = Attrs::default();
     let mut j = k + 1;
     if lx.is(k, "create") {
-        while lx
-            .get(j)
-            .is_some_and(|t| t.is_any(commands::CREATE_MODIFIERS))
-        {
-            j += 1;
-        }
+        j = created_role_at(lx, k).saturating_sub(1);
         // PostgreSQL's CREATE USER implies LOGIN (NOLOGIN below turns it off).
         if lx.is(j, "user") {
             a.set("login", true);

@@ -221,7 +221,7 @@ fn role_attributes() {
         ("CREATE GROUP g", roles(&[]), false),
         ("CREATE GROUP g SUPERUSER", roles(&["superuser"]), false),
         // Role names and configuration values are not attributes.
-        ("CREATE ROLE x IN ROLE superuser", roles(&[]), true),
+        ("CREATE ROLE x IN ROLE superuser", grant_role(), true),
         ("CREATE ROLE superuser LOGIN", roles(&["login"]), true),
         (
             "ALTER ROLE x SET search_path TO superuser",
@@ -231,12 +231,15 @@ fn role_attributes() {
         ("ALTER ROLE x RENAME TO superuser", roles(&[]), true),
         (
             "ALTER GROUP g ADD USER superuser, createrole",
-            roles(&[]),
+            grant_role(),
             false,
         ),
         (
             "CREATE ROLE x ROLE superuser ADMIN createdb LOGIN",
-            roles(&["login"]),
+            StatementFacts {
+                grants_role: true,
+                ..roles(&["login"])
+            },
             true,
         ),
         ("ALTER ROLE x WITH PASSWORD 'superuser'", roles(&[]), true),
@@ -265,6 +268,23 @@ fn grants_role() {
         ("GRANT SELECT (a, b) ON t TO alice", none(), true),
         ("REVOKE admin FROM alice", none(), false),
         ("REVOKE SELECT ON t FROM alice", none(), true),
+        // Membership given when the role is created.
+        ("CREATE ROLE x IN ROLE admins", grant_role(), true),
+        ("CREATE ROLE x IN GROUP admins, ops", grant_role(), true),
+        ("CREATE GROUP g USER u1, u2", grant_role(), false),
+        ("CREATE ROLE g WITH ADMIN u", grant_role(), true),
+        (
+            "CREATE ROLE x LOGIN PASSWORD 'role'",
+            roles(&["login"]),
+            true,
+        ),
+        ("CREATE ROLE \"role\"", none(), true),
+        // ALTER GROUP g ADD USER u is GRANT g TO u under another command tag.
+        ("ALTER GROUP g ADD USER u1, u2", grant_role(), false),
+        ("alter group g add user CURRENT_USER", grant_role(), false),
+        ("ALTER GROUP g DROP USER u1", none(), false),
+        ("ALTER GROUP g RENAME TO add", none(), false),
+        ("ALTER ROLE g SET search_path = add", none(), true),
     ]);
 }
 

@@ -35,6 +35,8 @@ pub use tokens::{commands, lexed, scan, utility};
 
 #[cfg(test)]
 mod facts_tests;
+#[cfg(test)]
+mod fidelity_tests;
 
 pub use classifier::{Classifier, ClassifierOptions, Named, Statement};
 pub use named::NamedCommand;
@@ -164,7 +166,9 @@ pub struct StatementFacts {
     /// (PostgreSQL's CREATE USER implies LOGIN); `ALTER USER` does not.
     pub role_attributes: Vec<String>,
     /// `GRANT role [, ...] TO role`: membership in a role, as opposed to privileges on
-    /// objects (a GRANT without `ON`, reported as GRANT ROLE).
+    /// objects (a GRANT without `ON`, reported as GRANT ROLE); also `ALTER GROUP g ADD
+    /// USER u` (reported as ALTER ROLE) and `CREATE ROLE x IN ROLE g` / `ROLE u` /
+    /// `ADMIN u` (CREATE ROLE), which grant the same membership.
     pub grants_role: bool,
 }
 

@@ -69,6 +69,36 @@ fn quote_with(folded: &str, keywords: bool) -> String {
     }
 }
 
+/// Renders a role specification (PostgreSQL's `RoleSpec`) from one identifier as written.
+///
+/// The unquoted keywords `CURRENT_USER`, `CURRENT_ROLE` and `SESSION_USER` name no role
+/// of that name but the session's current or session user, which the statement's text
+/// does not tell: they render as themselves, upper-case and bare. No identifier renders
+/// that way ([`quote`] quotes every name with an upper-case letter), so a role named
+/// `"current_user"` (quoted: a real role of that name) stays `"current_user"` and
+/// `"CURRENT_USER"` stays quoted. `public`, quoted or not, is the PUBLIC pseudo-role
+/// (PostgreSQL reserves the name: no role can have it) and renders `public`, as
+/// PostgreSQL and pgAudit print it.
+pub fn role_spec(value: &str, quoted: bool) -> String {
+    let folded = fold(value, quoted);
+    if !quoted {
+        if let Some(k) = ROLE_KEYWORDS.iter().find(|k| k.eq_ignore_ascii_case(value)) {
+            return (*k).to_string();
+        }
+    }
+    if folded == "public" {
+        return "public".to_string();
+    }
+    quote(&folded)
+}
+
+/// The role keywords [`role_spec`] keeps as keywords, as they render.
+pub const ROLE_KEYWORDS: [&str; 3] = ["CURRENT_USER", "CURRENT_ROLE", "SESSION_USER"];
+
+/// `ALTER ROLE ALL ...` (every role) renders as this: bare and upper-case like the role
+/// keywords of [`role_spec`], so no role name reads the same.
+pub const ALL_ROLES: &str = "ALL";
+
 /// Renders a qualified name from its folded parts (`schema.table`).
 pub fn render<S: AsRef<str>>(parts: &[S]) -> String {
     let mut out = String::new();
@@ -159,5 +189,25 @@ mod tests {
             vec!["pg_catalog.pg_class"]
         );
         assert_eq!(split("\"a\"\"b\".c"), vec!["a\"b", "c"]);
+    }
+
+    #[test]
+    fn role_keywords_are_not_role_names() {
+        assert_eq!(role_spec("current_user", false), "CURRENT_USER");
+        assert_eq!(role_spec("Session_User", false), "SESSION_USER");
+        assert_eq!(role_spec("CURRENT_ROLE", false), "CURRENT_ROLE");
+        // Quoted: a role of that name, rendered so it cannot read as the keyword.
+        assert_eq!(role_spec("current_user", true), "\"current_user\"");
+        assert_eq!(role_spec("CURRENT_USER", true), "\"CURRENT_USER\"");
+        // PUBLIC is the pseudo-role however written; "PUBLIC" quoted is another name.
+        assert_eq!(role_spec("PUBLIC", false), "public");
+        assert_eq!(role_spec("public", true), "public");
+        assert_eq!(role_spec("PUBLIC", true), "\"PUBLIC\"");
+        assert_eq!(role_spec("Bob", false), "bob");
+        assert_eq!(role_spec("all", true), "\"all\"");
+        // No rendered identifier is a keyword form.
+        for k in ROLE_KEYWORDS.iter().chain([&ALL_ROLES]) {
+            assert_ne!(render(&[*k]), *k);
+        }
     }
 }

@@ -32,6 +32,24 @@ INSERT INTO sales.orders VALUES (1, 1, 10.50, 'new'), (2, 1, 99.00, 'paid'), (3,
 INSERT INTO items (order_id, sku, qty) VALUES (1, 'A-1', 1), (1, 'B-2', 0), (2, 'C-3', 7), (3, 'A-1', 200);
 INSERT INTO parent_t VALUES (1, 'p');
 INSERT INTO child_t VALUES (2, 'c');
+-- Issue 14's shapes: a role literally named current_user (rolenames.sql has one), roles
+-- to rename, group and own, a foreign server for user mappings, tables for column DDL,
+-- triggers, policies and MERGE.
+CREATE ROLE "current_user";
+CREATE ROLE regress_r1;
+CREATE ROLE regress_r2;
+CREATE ROLE regress_grp;
+CREATE ROLE regress_m1;
+CREATE ROLE regress_m2;
+CREATE FOREIGN DATA WRAPPER regress_fdw;
+CREATE SERVER regress_srv FOREIGN DATA WRAPPER regress_fdw;
+CREATE TABLE col_t (a int, b text, c int, d int);
+CREATE TABLE trg_t (id int, v text);
+CREATE FUNCTION trg_f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TABLE merge_t (id int, v text);
+CREATE TABLE merge_src (id int, v text, del bool);
+INSERT INTO merge_t VALUES (1, 'a'), (2, 'b');
+INSERT INTO merge_src VALUES (1, 'a2', false), (2, 'b2', true), (3, 'c', false);
 
 --- next: DDL: schema
 CREATE SCHEMA reporting
@@ -337,6 +355,289 @@ DROP ROLE web_r
 --- next
 DROP USER report_u
 
+--- next: role keywords (CURRENT_USER, SESSION_USER, CURRENT_ROLE, ALL, PUBLIC) against a role named "current_user"
+ALTER ROLE CURRENT_USER SET work_mem = '4MB'
+--- next
+ALTER ROLE "current_user" SET work_mem = '4MB'
+--- next
+ALTER ROLE SESSION_USER RESET work_mem
+--- next
+ALTER USER CURRENT_ROLE SET statement_timeout = '1min'
+--- next
+ALTER ROLE CURRENT_USER RESET statement_timeout
+--- next
+ALTER ROLE current_user WITH CONNECTION LIMIT -1
+--- next
+ALTER ROLE ALL SET maintenance_work_mem = '32MB'
+--- next
+ALTER ROLE ALL IN DATABASE app RESET maintenance_work_mem
+--- next
+ALTER ROLE ALL RESET maintenance_work_mem
+--- next
+ALTER ROLE regress_r1 RENAME TO regress_r1b
+--- next
+ALTER USER regress_r1b RENAME TO regress_r1
+--- next
+CREATE ROLE regress_m3 NOLOGIN IN ROLE regress_grp ADMIN CURRENT_USER
+--- next
+ALTER GROUP regress_grp ADD USER regress_m1, regress_m2
+--- next
+ALTER GROUP regress_grp DROP USER regress_m2
+--- next
+ALTER GROUP regress_grp ADD USER CURRENT_USER
+--- next
+ALTER GROUP regress_grp DROP USER CURRENT_USER
+--- next
+GRANT regress_grp TO CURRENT_USER
+--- next
+REVOKE regress_grp FROM CURRENT_USER
+--- next
+GRANT regress_grp TO "current_user", regress_r2 GRANTED BY CURRENT_USER
+--- next
+REVOKE regress_grp FROM "current_user"
+--- next
+GRANT SELECT ON col_t TO CURRENT_USER, PUBLIC, "current_user"
+--- next
+REVOKE SELECT ON col_t FROM PUBLIC
+--- next: a role named like the keyword, upper-case: an attacker's decoy must not read as the keyword
+CREATE ROLE "CURRENT_USER"
+--- next
+GRANT regress_grp TO "CURRENT_USER"
+--- next
+ALTER ROLE "CURRENT_USER" RENAME TO "SESSION_USER"
+--- next
+DROP ROLE "SESSION_USER"
+--- next
+ALTER TABLE col_t OWNER TO "current_user"
+--- next
+ALTER TABLE col_t OWNER TO CURRENT_USER
+--- next
+ALTER TABLE col_t OWNER TO SESSION_USER
+--- next
+ALTER SCHEMA sales OWNER TO CURRENT_ROLE
+--- next
+ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER GRANT SELECT ON TABLES TO PUBLIC
+--- next
+ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER REVOKE SELECT ON TABLES FROM PUBLIC
+
+--- next: user mappings (FOR CURRENT_USER, USER, PUBLIC, a role named "current_user")
+CREATE USER MAPPING FOR CURRENT_USER SERVER regress_srv OPTIONS (user 'remote', password 'secret1')
+--- next
+CREATE USER MAPPING FOR PUBLIC SERVER regress_srv
+--- next
+CREATE USER MAPPING FOR "current_user" SERVER regress_srv
+--- next
+CREATE USER MAPPING IF NOT EXISTS FOR regress_r2 SERVER regress_srv
+--- next
+ALTER USER MAPPING FOR CURRENT_USER SERVER regress_srv OPTIONS (SET password 'secret2')
+--- next
+ALTER USER MAPPING FOR PUBLIC SERVER regress_srv OPTIONS (ADD user 'anyone')
+--- next
+ALTER USER MAPPING FOR USER SERVER regress_srv OPTIONS (DROP user)
+--- next
+DROP USER MAPPING FOR CURRENT_USER SERVER regress_srv
+--- next
+DROP USER MAPPING IF EXISTS FOR "current_user" SERVER regress_srv
+--- next
+DROP USER MAPPING FOR PUBLIC SERVER regress_srv
+--- next
+DROP USER MAPPING FOR regress_r2 SERVER regress_srv
+
+--- next: REASSIGN OWNED and DROP OWNED of several roles
+CREATE TABLE owned_a (a int)
+--- next
+ALTER TABLE owned_a OWNER TO regress_r1
+--- next
+GRANT SELECT ON customers TO regress_r1
+--- next
+REASSIGN OWNED BY regress_r1 TO regress_r2
+--- next: (a DROP OWNED that drops nothing and only revokes is logged by pgAudit as ROLE,REVOKE alone, a class no statement text can give: not in the corpus)
+DROP OWNED BY regress_r1, regress_r2 CASCADE
+
+--- next: column DDL
+ALTER TABLE col_t ADD COLUMN e int
+--- next
+ALTER TABLE col_t DROP COLUMN e
+--- next
+ALTER TABLE col_t RENAME COLUMN d TO d2
+--- next
+ALTER TABLE col_t RENAME c TO c2
+--- next
+ALTER TABLE col_t ALTER COLUMN b TYPE varchar(20)
+--- next
+ALTER TABLE col_t ALTER b SET DEFAULT 'x'
+--- next
+ALTER TABLE col_t ALTER COLUMN a SET NOT NULL
+--- next
+ALTER TABLE col_t DROP COLUMN c2, DROP COLUMN d2
+--- next
+ALTER TABLE IF EXISTS sales.orders ALTER COLUMN status SET DEFAULT 'open'
+--- next
+ALTER TABLE ONLY col_t DROP COLUMN IF EXISTS nosuch
+
+--- next: triggers, policies, rules
+CREATE TRIGGER trg_ins BEFORE INSERT ON trg_t FOR EACH ROW EXECUTE FUNCTION trg_f()
+--- next
+CREATE OR REPLACE TRIGGER trg_ins BEFORE INSERT OR UPDATE ON public.trg_t FOR EACH ROW EXECUTE FUNCTION trg_f()
+--- next
+ALTER TRIGGER trg_ins ON trg_t RENAME TO trg_ins2
+--- next
+ALTER TABLE trg_t DISABLE TRIGGER trg_ins2
+--- next
+DROP TRIGGER trg_ins2 ON trg_t
+--- next
+DROP TRIGGER IF EXISTS nosuch ON trg_t
+--- next
+ALTER TABLE trg_t ENABLE ROW LEVEL SECURITY
+--- next
+CREATE POLICY pol_all ON trg_t USING (id > 0)
+--- next
+CREATE POLICY pol_sel ON trg_t FOR SELECT TO CURRENT_USER, PUBLIC USING (true)
+--- next
+ALTER POLICY pol_sel ON trg_t TO PUBLIC
+--- next
+ALTER POLICY pol_all ON trg_t RENAME TO pol_all2
+--- next
+DROP POLICY pol_all2 ON trg_t
+--- next
+DROP POLICY IF EXISTS pol_sel ON trg_t
+--- next
+CREATE RULE rule_nothing AS ON DELETE TO trg_t DO INSTEAD NOTHING
+--- next
+DROP RULE rule_nothing ON trg_t
+
+--- next: MERGE variants
+MERGE INTO merge_t t USING merge_src s ON t.id = s.id WHEN MATCHED AND s.del THEN DELETE WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v)
+--- next
+MERGE INTO merge_t t USING (SELECT id, v FROM merge_src WHERE id < 10) s ON t.id = s.id WHEN MATCHED THEN DO NOTHING WHEN NOT MATCHED THEN INSERT DEFAULT VALUES
+--- next
+WITH src AS (SELECT id, v FROM merge_src) MERGE INTO merge_t t USING src ON t.id = src.id WHEN MATCHED THEN UPDATE SET v = src.v || '!'
+--- next
+MERGE INTO ONLY merge_t AS t USING merge_src AS s ON t.id = s.id WHEN NOT MATCHED AND s.v IS NOT NULL THEN INSERT VALUES (s.id, s.v)
+
+--- next: COPY options
+COPY customers (id, name) TO STDOUT (FORMAT text, DELIMITER '|', NULL 'N')
+--- next
+COPY (SELECT id FROM customers ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER true, FORCE_QUOTE *)
+--- next
+COPY customers TO STDOUT WITH CSV HEADER
+--- next
+COPY BINARY customers TO STDOUT
+--- next
+--@ stdin 40|jo
+COPY t_copy (id, name) FROM STDIN WITH (FORMAT text, DELIMITER '|', FREEZE false)
+--- next
+--@ stdin 41,kim,
+COPY t_copy FROM STDIN (FORMAT csv, NULL '', FORCE_NULL (region))
+
+--- next: prepared statements run by EXECUTE
+PREPARE q3 (int) AS UPDATE customers SET name = name WHERE id = $1
+--- next
+EXECUTE q3(1)
+--- next
+PREPARE q4 AS DELETE FROM app_log WHERE id < 0
+--- next
+EXECUTE q4
+--- next
+PREPARE q5 (int) AS SELECT add_one($1)
+--- next
+EXECUTE q5(1)
+--- next
+EXPLAIN EXECUTE q3(2)
+--- next
+DEALLOCATE PREPARE q3
+
+--- next: shapes from PostgreSQL's regression SQL (rolenames, privileges, create_function_sql, truncate, delete, prepare)
+CREATE ROLE "session_user"
+--- next
+ALTER ROLE "session_user" WITH CONNECTION LIMIT 3
+--- next
+ALTER USER "session_user" RENAME TO "Session_User"
+--- next
+CREATE SCHEMA regress_s AUTHORIZATION regress_r2
+--- next
+CREATE SCHEMA AUTHORIZATION regress_grp
+--- next
+CREATE TABLE regress_s.atest1 (a int, b text)
+--- next
+GRANT SELECT (a), UPDATE (b) ON regress_s.atest1 TO regress_m1
+--- next
+GRANT USAGE ON SCHEMA regress_s TO PUBLIC
+--- next
+GRANT ALL PRIVILEGES ON regress_s.atest1 TO regress_m2 WITH GRANT OPTION
+--- next
+REVOKE GRANT OPTION FOR ALL ON regress_s.atest1 FROM regress_m2 CASCADE
+--- next
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO regress_m1
+--- next
+REVOKE EXECUTE ON FUNCTION trg_f() FROM PUBLIC
+--- next
+GRANT CREATE ON DATABASE app TO regress_grp
+--- next
+REVOKE CREATE ON DATABASE app FROM regress_grp
+--- next
+GRANT USAGE ON FOREIGN SERVER regress_srv TO regress_m1
+--- next
+CREATE SEQUENCE regress_s.seq1
+--- next
+GRANT USAGE, SELECT ON SEQUENCE regress_s.seq1 TO regress_m1
+--- next
+SELECT has_table_privilege('regress_m1', 'regress_s.atest1', 'SELECT')
+--- next
+SET ROLE regress_m1
+--- next
+SELECT a FROM regress_s.atest1
+--- next
+RESET ROLE
+--- next
+REVOKE ALL ON regress_s.atest1 FROM regress_m1, regress_m2
+--- next
+CREATE FUNCTION regress_s.f_return(int) RETURNS int LANGUAGE sql RETURN $1 * 2
+--- next
+CREATE OR REPLACE FUNCTION regress_s.f_return(int) RETURNS int LANGUAGE sql IMMUTABLE RETURN $1 * 3
+--- next
+SELECT regress_s.f_return(2)
+--- next
+ALTER FUNCTION regress_s.f_return(int) RENAME TO f_ret
+--- next
+ALTER FUNCTION regress_s.f_ret(int) OWNER TO regress_r2
+--- next
+ALTER FUNCTION regress_s.f_ret(int) SET search_path = public
+--- next
+DROP FUNCTION IF EXISTS regress_s.f_ret(int)
+--- next
+TRUNCATE ONLY merge_t RESTART IDENTITY
+--- next
+TRUNCATE TABLE merge_src CONTINUE IDENTITY RESTRICT
+--- next
+DELETE FROM t_copy WHERE id IN (SELECT id FROM customers WHERE region = 'nowhere') RETURNING id
+--- next
+DELETE FROM t_copy AS tc WHERE tc.id > 1000
+--- next
+PREPARE q6 (text) AS SELECT count(*) FROM customers WHERE name = $1
+--- next
+EXECUTE q6('ann')
+--- next
+PREPARE q7 AS INSERT INTO t_copy VALUES (99, 'z', 'z') RETURNING id
+--- next
+EXECUTE q7
+--- next
+DEALLOCATE q6
+--- next
+COMMENT ON SCHEMA regress_s IS 'regression shapes'
+--- next
+ALTER TABLE regress_s.atest1 RENAME TO atest2
+--- next: (a sequence OWNED BY a column would be dropped with its table, and pgAudit names it: the text cannot)
+DROP SEQUENCE regress_s.seq1
+--- next
+DROP TABLE regress_s.atest2
+--- next
+ALTER SCHEMA regress_s RENAME TO regress_s2
+--- next
+DROP SCHEMA regress_s2
+--- next
+DROP SCHEMA regress_grp
+
 --- next: MISC and MISC_SET
 BEGIN
 --- next
@@ -409,6 +710,12 @@ SET ROLE app_user
 SELECT current_user
 --- next
 RESET ROLE
+--- next: a role named current_user, quoted; the keyword is no role name for SET ROLE (see failures)
+SET ROLE "current_user"
+--- next
+SELECT current_user
+--- next
+RESET ROLE
 --- next
 SET SESSION AUTHORIZATION app_user
 --- next
@@ -449,6 +756,15 @@ DROP TABLE missing_t
 --- next
 --@ error 42703
 SELECT no_such_column FROM customers
+--- next
+--@ error 42601
+SET ROLE current_user
+--- next
+--@ error 42601
+SET SESSION AUTHORIZATION SESSION_USER
+--- next
+--@ error 22023
+DROP ROLE CURRENT_USER
 --- next
 BEGIN
 --- next

@@ -15,12 +15,13 @@ use super::noise::{self, Shape};
 use super::tokens::lexed;
 use super::{names, Class, Classification, Object, ParsePath, RoleChange, StatementFacts};
 use parts::{
-    comment_kind, explain_analyze, grant_objects, ident_obj, name_parts, obj, objs, role_from_expr,
-    role_name, setting_name,
+    comment_kind, explain_analyze, grant_objects, grantees, ident_obj, name_parts, obj, objs,
+    owner_obj, role_from_expr, role_name, role_obj, role_objs, setting_name,
 };
 use sqlparser::ast::{
-    CloseCursor, CopySource, DeclareType, DiscardObject, Expr, ObjectName, ObjectType, Reset,
-    SchemaName, Set, SetExpr, SetSessionAuthorizationParamKind, Statement, Value,
+    AlterRoleOperation, AlterSchemaOperation, AlterTable, AlterTableOperation, CloseCursor,
+    CopySource, DeclareType, DiscardObject, Expr, ObjectName, ObjectType, Reset, SchemaName, Set,
+    SetExpr, SetSessionAuthorizationParamKind, Statement, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -283,6 +284,9 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::CreateRole(cr) => {
             let mut d = draft(Role, "CREATE ROLE");
             d.targets = objs("ROLE", &cr.names)?;
+            // Membership given at creation: the groups it joins, the members it gets.
+            let lists = [&cr.in_role, &cr.in_group, &cr.role, &cr.user, &cr.admin];
+            d.targets.extend(lists.into_iter().flatten().map(role_obj));
             d
         }
         Statement::CreateUser(cu) if cu.options.options.is_empty() => {
@@ -290,9 +294,19 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
             d.targets.push(ident_obj("ROLE", &cu.name));
             d
         }
-        Statement::AlterRole { name, .. } => {
+        Statement::AlterRole { name, operation } => {
             let mut d = draft(Role, "ALTER ROLE");
-            d.targets.push(ident_obj("ROLE", name));
+            d.targets.push(
+                if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+                    obj("ROLE", names::ALL_ROLES.to_string())
+                } else {
+                    role_obj(name)
+                },
+            );
+            // A rename names both roles: the old name is what a reviewer searches.
+            if let AlterRoleOperation::RenameRole { role_name } = operation {
+                d.targets.push(role_obj(role_name));
+            }
             d
         }
         Statement::Drop {
@@ -315,7 +329,11 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
                 _ => return None,
             };
             let mut d = draft(class, &format!("DROP {kind}"));
-            d.targets = objs(kind, names)?;
+            d.targets = if kind == "ROLE" {
+                role_objs(names)?
+            } else {
+                objs(kind, names)?
+            };
             d
         }
         Statement::DropFunction(df) => {
@@ -342,11 +360,13 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
         Statement::Grant(g) => {
             let mut d = draft(Role, "GRANT");
             d.targets = grant_objects(g.objects.as_ref()?)?;
+            d.targets.extend(grantees(&g.grantees)?);
             d
         }
         Statement::Revoke(r) => {
             let mut d = draft(Role, "REVOKE");
             d.targets = grant_objects(r.objects.as_ref()?)?;
+            d.targets.extend(grantees(&r.grantees)?);
             d
         }
         Statement::Truncate(t) if t.partitions.is_none() => {
@@ -535,11 +555,17 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
             d.targets.push(obj("TABLE", object_name(&ct.table_name)?));
             d
         }
-        Statement::AlterTable(at) if at.table_type.is_none() => {
-            named(Ddl, "ALTER TABLE", "TABLE", &at.name)?
-        }
+        Statement::AlterTable(at) if at.table_type.is_none() => alter_table(at)?,
         Statement::AlterIndex { name, .. } => named(Ddl, "ALTER INDEX", "INDEX", name)?,
-        Statement::AlterSchema(a) => named(Ddl, "ALTER SCHEMA", "SCHEMA", &a.name)?,
+        Statement::AlterSchema(a) => {
+            let mut d = named(Ddl, "ALTER SCHEMA", "SCHEMA", &a.name)?;
+            for op in &a.operations {
+                if let AlterSchemaOperation::OwnerTo { owner } = op {
+                    d.targets.push(owner_obj(owner));
+                }
+            }
+            d
+        }
         // pgAudit: VACUUM/ANALYZE are LOGSTMT_ALL, not a listed tag: MISC.
         Statement::Vacuum(v) => {
             let mut d = draft(Misc, "VACUUM");
@@ -570,6 +596,39 @@ fn map(stmt: &Statement, depth: usize) -> Option<Draft> {
     // EXPLAIN and a PREPARE run nothing: no facts.
     if !matches!(stmt, Statement::Explain { .. } | Statement::Prepare { .. }) {
         d.facts = facts::from_ast(stmt);
+    }
+    Some(d)
+}
+
+/// `ALTER TABLE t action, ...`: the table, the column of each column action (`TABLE
+/// COLUMN t.c` as pgAudit types it; a rename names the new column, as pgAudit does), and
+/// the new owner of `OWNER TO`.
+fn alter_table(at: &AlterTable) -> Option<Draft> {
+    let table = name_parts(&at.name)?;
+    let mut d = draft(Class::Ddl, "ALTER TABLE");
+    d.targets.push(obj("TABLE", names::render(&table)));
+    let column = |c: &sqlparser::ast::Ident| {
+        let mut parts = table.clone();
+        parts.push(fold_ident(c));
+        obj("TABLE COLUMN", names::render(&parts))
+    };
+    for op in &at.operations {
+        match op {
+            AlterTableOperation::AddColumn { column_def, .. } => {
+                d.targets.push(column(&column_def.name))
+            }
+            AlterTableOperation::DropColumn { column_names, .. } => {
+                d.targets.extend(column_names.iter().map(column))
+            }
+            AlterTableOperation::RenameColumn {
+                new_column_name, ..
+            } => d.targets.push(column(new_column_name)),
+            AlterTableOperation::AlterColumn { column_name, .. } => {
+                d.targets.push(column(column_name))
+            }
+            AlterTableOperation::OwnerTo { new_owner } => d.targets.push(owner_obj(new_owner)),
+            _ => {}
+        }
     }
     Some(d)
 }

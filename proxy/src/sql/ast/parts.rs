@@ -4,7 +4,8 @@
 use super::walk::{fold_ident, object_name};
 use crate::sql::{names, Object};
 use sqlparser::ast::{
-    CommentObject, Expr, GrantObjects, Ident, ObjectName, ObjectNamePart, UtilityOption, Value,
+    CommentObject, Expr, GrantObjects, Grantee, GranteeName, GranteesType, Ident, ObjectName,
+    ObjectNamePart, Owner, UtilityOption, Value,
 };
 
 /// An object of a kind.
@@ -38,6 +39,36 @@ pub fn name_parts(name: &ObjectName) -> Option<Vec<String>> {
         .map(|p| match p {
             ObjectNamePart::Identifier(id) => Some(fold_ident(id)),
             ObjectNamePart::Function(_) => None,
+        })
+        .collect()
+}
+
+/// A ROLE object from a role specification ([`names::role_spec`]: `CURRENT_USER` and
+/// friends stay keywords, `public` is the PUBLIC pseudo-role).
+pub fn role_obj(id: &Ident) -> Object {
+    obj(
+        "ROLE",
+        names::role_spec(&id.value, id.quote_style.is_some()),
+    )
+}
+
+/// The ROLE object of an `OWNER TO` target.
+pub fn owner_obj(o: &Owner) -> Object {
+    match o {
+        Owner::Ident(id) => role_obj(id),
+        Owner::CurrentRole => obj("ROLE", "CURRENT_ROLE".to_string()),
+        Owner::CurrentUser => obj("ROLE", "CURRENT_USER".to_string()),
+        Owner::SessionUser => obj("ROLE", "SESSION_USER".to_string()),
+    }
+}
+
+/// ROLE objects of `DROP ROLE a, b`; `None` for a qualified name.
+pub fn role_objs(names: &[ObjectName]) -> Option<Vec<Object>> {
+    names
+        .iter()
+        .map(|n| match n.0.as_slice() {
+            [ObjectNamePart::Identifier(id)] => Some(role_obj(id)),
+            _ => None,
         })
         .collect()
 }
@@ -139,6 +170,24 @@ pub fn grant_objects(g: &GrantObjects) -> Option<Vec<Object>> {
         GrantObjects::Procedure { name, .. } => Some(vec![obj("PROCEDURE", object_name(name)?)]),
         _ => None,
     }
+}
+
+/// The grantees of a GRANT or REVOKE on objects, as ROLE objects (role keywords as
+/// [`names::role_spec`] renders them, PUBLIC as `public`); `None` for a shape PostgreSQL
+/// has not (a qualified name, `user@host`).
+pub fn grantees(list: &[Grantee]) -> Option<Vec<Object>> {
+    list.iter()
+        .map(|g| match (&g.grantee_type, &g.name) {
+            (GranteesType::Public, None) => Some(obj("ROLE", "public".to_string())),
+            (GranteesType::None | GranteesType::Group, Some(GranteeName::ObjectName(n))) => {
+                match n.0.as_slice() {
+                    [ObjectNamePart::Identifier(id)] => Some(role_obj(id)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The object kind of `COMMENT ON <kind>`.

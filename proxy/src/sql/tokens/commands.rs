@@ -5,9 +5,9 @@
 //! (`CREATE TABLE`, `DROP MATERIALIZED VIEW`); USER and GROUP are ROLE. pgAudit then files
 //! everything at `LOGSTMT_DDL` as DDL, except the role statements its
 //! `log_audit_event` lists: CreateRoleStmt, AlterRoleStmt, AlterRoleSetStmt,
-//! DropRoleStmt, GrantStmt, GrantRoleStmt, AlterDefaultPrivilegesStmt, and (by a
-//! fall-through in its password-redaction case) CreateUserMappingStmt and
-//! AlterUserMappingStmt. DROP USER MAPPING is not listed: DDL.
+//! DropRoleStmt, GrantStmt, GrantRoleStmt and AlterDefaultPrivilegesStmt. USER MAPPING
+//! statements are DDL (pgAudit 1.7 on PostgreSQL 15 logs `DDL,CREATE USER MAPPING`; its
+//! password-redaction case for them does not change the class).
 
 use super::lexed::Lexed;
 use crate::sql::Class;
@@ -83,15 +83,20 @@ pub const KINDS: &[Kind] = &[
 /// Kinds whose statements name no single object by a plain name after the kind words.
 #[rustfmt::skip]
 pub const NAMELESS: &[&str] = &[
-    "USER MAPPING", "CAST", "TRANSFORM", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY",
+    "CAST", "TRANSFORM", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY",
     "DEFAULT PRIVILEGES", "SYSTEM", "OWNED", "LARGE OBJECT",
 ];
 
-/// The kind spelled at token `i`, and the index after its words.
+/// The kind spelled at token `i`, and the index after its words. `USER MAPPING` is
+/// followed by `FOR` or `IF [NOT] EXISTS`; otherwise `mapping` is a role's name (`DROP
+/// USER mapping`).
 pub fn kind_at(lx: &Lexed, i: usize) -> Option<(&'static Kind, usize)> {
     KINDS.iter().find_map(|kind| {
         let all = kind.words.iter().enumerate().all(|(n, w)| lx.is(i + n, w));
-        all.then_some((kind, i + kind.words.len()))
+        let after = i + kind.words.len();
+        let mapping_ok =
+            kind.name != "USER MAPPING" || lx.get(after).is_some_and(|t| t.is_any(&["for", "if"]));
+        (all && mapping_ok).then_some((kind, after))
     })
 }
 
@@ -110,18 +115,15 @@ pub fn ddl_command(verb: &str, kind: &Kind) -> (String, Class) {
         ("DROP", "OWNED") => "DROP OWNED".to_string(),
         _ => format!("{verb} {}", kind.name),
     };
-    let role = match kind.name {
-        "ROLE" | "DEFAULT PRIVILEGES" => true,
-        "USER MAPPING" => verb != "DROP",
-        _ => false,
-    };
+    let role = matches!(kind.name, "ROLE" | "DEFAULT PRIVILEGES");
     (command, if role { Class::Role } else { Class::Ddl })
 }
 
 /// Object kinds after `GRANT ... ON` (the default is TABLE).
 pub const GRANT_KINDS: &[Kind] = &[
     k(&["foreign", "data", "wrapper"], "FOREIGN DATA WRAPPER"),
-    k(&["foreign", "server"], "SERVER"),
+    // pgAudit types the object of GRANT ... ON FOREIGN SERVER `FOREIGN SERVER`.
+    k(&["foreign", "server"], "FOREIGN SERVER"),
     k(&["large", "object"], "LARGE OBJECT"),
     k(&["table"], "TABLE"),
     k(&["sequence"], "SEQUENCE"),

@@ -2,11 +2,12 @@
 //!
 //! Leading keywords decide class and command the way PostgreSQL's `CreateCommandTag`
 //! does; objects come from the positions that name them (`scan.rs` for queries,
-//! `utility.rs` for DDL, GRANT and SET). Everything here is iterative and linear in the
-//! number of tokens. Tokens come from `lexed.rs`.
+//! `utility.rs` for DDL, GRANT and SET, `roles.rs` for role names). Everything here is
+//! iterative and linear in the number of tokens. Tokens come from `lexed.rs`.
 
 pub mod commands;
 pub mod lexed;
+pub mod roles;
 pub mod scan;
 pub mod utility;
 
@@ -374,7 +375,17 @@ fn head(lx: &Lexed, s: usize, end: usize) -> Head {
         "notify" => Head::new(Misc, "NOTIFY"),
         "load" => Head::new(Misc, "LOAD"),
         // pgAudit: ReassignOwnedStmt and ImportForeignSchemaStmt are DDL, not ROLE.
-        "reassign" => Head::new(Ddl, "REASSIGN OWNED"),
+        "reassign" => {
+            // REASSIGN OWNED BY old [, ...] TO new: every role named.
+            let mut h = Head::new(Ddl, "REASSIGN OWNED");
+            if lx.is(k + 1, "owned") && lx.is(k + 2, "by") {
+                let e = roles::role_list(lx, k + 3, &mut h);
+                if lx.is(e, "to") {
+                    roles::role_list(lx, e + 1, &mut h);
+                }
+            }
+            h
+        }
         "import" => {
             let mut h = Head::new(Ddl, "IMPORT FOREIGN SCHEMA");
             let j = k + 3;

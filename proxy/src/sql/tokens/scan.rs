@@ -615,6 +615,11 @@ impl Scanner<'_> {
         let lx = self.lx;
         let insert = self.prev_is(i, &["insert", "merge"]);
         let mut j = i + 1;
+        if insert && lx.is(j, "only") && self.prev_is(i, &["merge"]) {
+            // MERGE INTO ONLY t: the table without its inheritance children.
+            self.mark(j);
+            j += 1;
+        }
         if !insert {
             while lx
                 .get(j)

@@ -4,6 +4,9 @@
 
 use super::commands::{self, Kind};
 use super::lexed::{Lexed, Tk};
+use super::roles::{
+    alter_role, create_role, owner_to, role_at, role_list, role_object, user_mapping,
+};
 use super::scan;
 use super::Head;
 use crate::sql::ast::parts as ast_parts;
@@ -176,7 +179,7 @@ pub fn all_in(schema: Option<&[String]>) -> String {
 /// is LOGSTMT_ALL with T_CopyStmt (READ).
 pub fn copy(lx: &Lexed, k: usize, end: usize) -> Head {
     let mut h = Head::new(Class::Write, "COPY");
-    let j = k + 1;
+    let j = copy_relation_at(lx, k);
     if lx.kind_is(j, Tk::LParen) {
         let close = lx.close.get(j).copied().unwrap_or(end);
         scan::scan(lx, j + 1..close, &mut h.scan);
@@ -191,10 +194,23 @@ pub fn copy(lx: &Lexed, k: usize, end: usize) -> Head {
     h
 }
 
+/// Where the relation or query of the `COPY` at `k` starts: past `BINARY` in the old
+/// `COPY BINARY t TO ...` syntax (a table named binary must be quoted there).
+fn copy_relation_at(lx: &Lexed, k: usize) -> usize {
+    let relation = lx
+        .get(k + 2)
+        .is_some_and(|t| t.kind == Tk::Word && !t.is_any(&["from", "to"]));
+    if lx.is(k + 1, "binary") && relation {
+        k + 2
+    } else {
+        k + 1
+    }
+}
+
 /// The index of the `FROM` or `TO` of the `COPY` at `k`: the first at parenthesis depth
 /// 0 after the relation and its column list, or after the parenthesized query.
 pub fn copy_direction_at(lx: &Lexed, k: usize, end: usize) -> Option<usize> {
-    let j = k + 1;
+    let j = copy_relation_at(lx, k);
     let after = if lx.kind_is(j, Tk::LParen) {
         lx.past_group(j)
     } else {
@@ -230,6 +246,11 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
         default_privileges(lx, after, end, &mut h);
         return h;
     }
+    if kind.name == "OWNED" && lx.is(after, "by") {
+        // DROP OWNED BY r1, r2: the roles; what the server drops is not in the text.
+        role_list(lx, after + 1, &mut h);
+        return h;
+    }
     if commands::NAMELESS.contains(&kind.name) {
         return h;
     }
@@ -242,6 +263,10 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
     }
     let on_table = matches!(kind.name, "TRIGGER" | "RULE" | "POLICY");
     match (verb, kind.name) {
+        (_, "USER MAPPING") => user_mapping(lx, n, &mut h),
+        ("DROP", "ROLE") => {
+            role_list(lx, n, &mut h);
+        }
         ("DROP", _) => {
             let e = name_list(lx, n, kind.name, &mut h);
             if on_table && lx.is(e, "on") {
@@ -281,18 +306,101 @@ pub fn ddl(lx: &Lexed, k: usize, end: usize, verb: &str) -> Head {
             h.target("SCHEMA", &lx.name_at(n + 1).0);
         }
         ("ALTER", "TABLE") if lx.is(n, "all") => {}
-        ("ALTER", "ROLE") if lx.is(n, "all") => {}
+        ("ALTER", "ROLE") => alter_role(lx, n, &mut h),
+        ("CREATE", "ROLE") => create_role(lx, n, end, &mut h),
+        ("ALTER", "TABLE") => {
+            let (table, e) = lx.name_at(n);
+            h.target("TABLE", &table);
+            if !table.is_empty() {
+                alter_table_actions(lx, &table, e, end, &mut h);
+            }
+        }
         _ => {
             h.target(kind.name, &lx.name_at(n).0);
-            if verb == "CREATE" && on_table {
-                let kw = if kind.name == "RULE" { "to" } else { "on" };
+            // CREATE RULE r AS ON event TO t; CREATE/ALTER TRIGGER|POLICY x ON t.
+            if verb != "DROP" && on_table {
+                let kw = if verb == "CREATE" && kind.name == "RULE" {
+                    "to"
+                } else {
+                    "on"
+                };
                 if let Some(p) = depth0(lx, n + 1, end, &[kw]) {
                     table_after(lx, p + 1, &mut h);
                 }
             }
+            if verb == "ALTER" {
+                owner_to(lx, n + 1, end, &mut h);
+            }
         }
     }
     h
+}
+
+/// The actions of `ALTER TABLE t action [, ...]` from `i`: the column each column action
+/// names (`TABLE COLUMN t.c`, as pgAudit types it; a rename names the new column, as
+/// pgAudit does), and the new owner of `OWNER TO`.
+fn alter_table_actions(lx: &Lexed, table: &[String], mut i: usize, end: usize, h: &mut Head) {
+    const CONSTRAINTS: &[&str] = &[
+        "constraint",
+        "primary",
+        "unique",
+        "check",
+        "foreign",
+        "exclude",
+    ];
+    loop {
+        let mut column = None;
+        let first = lx.get(i).map(|t| t.text.to_ascii_lowercase());
+        let is_word = lx.kind_is(i, Tk::Word) && lx.get(i).is_some_and(|t| !t.quoted);
+        match first.as_deref().filter(|_| is_word) {
+            Some(verb @ ("add" | "drop" | "alter" | "rename")) => {
+                let mut j = i + 1;
+                if lx.is(j, "column") {
+                    j += 1;
+                } else if lx.get(j).is_some_and(|t| t.is_any(CONSTRAINTS)) || lx.is(j, "to") {
+                    j = end;
+                }
+                if verb == "add" && lx.is(j, "if") && lx.is(j + 1, "not") {
+                    j += 3;
+                } else if verb == "drop" && lx.is(j, "if") && lx.is(j + 1, "exists") {
+                    j += 2;
+                }
+                if verb == "rename" {
+                    j = if lx.is(j + 1, "to") { j + 2 } else { end };
+                }
+                column = lx.get(j).filter(|t| t.kind == Tk::Word && j < end);
+            }
+            Some("owner") if lx.is(i + 1, "to") => match role_at(lx, i + 2) {
+                Some(r) => h.targets.push(role_object(r)),
+                None => h.scan.uncertain = true,
+            },
+            _ => {}
+        }
+        if let Some(c) = column {
+            let mut parts = table.to_vec();
+            parts.push(c.folded());
+            h.target("TABLE COLUMN", &parts);
+        }
+        match next_comma(lx, i + 1, end) {
+            Some(c) => i = c + 1,
+            None => return,
+        }
+    }
+}
+
+/// The first comma at parenthesis depth 0 in `from..end`.
+fn next_comma(lx: &Lexed, from: usize, end: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for i in from..end.min(lx.toks.len()) {
+        match lx.get(i)?.kind {
+            Tk::LParen => depth += 1,
+            Tk::RParen => depth = depth.checked_sub(1)?,
+            Tk::Comma if depth == 0 => return Some(i),
+            Tk::Semi if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn table_after(lx: &Lexed, i: usize, h: &mut Head) {
@@ -309,7 +417,7 @@ fn default_privileges(lx: &Lexed, mut i: usize, end: usize, h: &mut Head) {
             schemas.extend(list);
             i = e;
         } else if lx.is(i, "for") && lx.get(i + 1).is_some_and(|t| t.is_any(&["role", "user"])) {
-            i = name_list(lx, i + 2, "ROLE", h);
+            i = role_list(lx, i + 2, h);
         } else {
             i += 1;
         }
@@ -336,11 +444,15 @@ fn default_privileges(lx: &Lexed, mut i: usize, end: usize, h: &mut Head) {
             });
         }
     }
+    // The grantees of the future privileges.
+    if let Some(to) = depth0(lx, i, end, &["to", "from"]) {
+        role_list(lx, to + 1, h);
+    }
 }
 
 /// `GRANT|REVOKE privileges ON objects TO|FROM roles`, or role membership without `ON`
 /// (pgAudit's GRANT ROLE / REVOKE ROLE). pgAudit prints no names for either; we list the
-/// objects, and for membership both the granted roles and the grantees.
+/// objects or the granted roles, then the grantees.
 pub fn grant(lx: &Lexed, k: usize, end: usize, is_grant: bool) -> Head {
     let to_kw = if is_grant { "to" } else { "from" };
     let mut j = k + 1;
@@ -376,13 +488,18 @@ pub fn grant(lx: &Lexed, k: usize, end: usize, is_grant: bool) -> Head {
                     .map_or(("TABLE", i), |(k, a): (&Kind, usize)| (k.name, a));
                 name_list(lx, after, kind, &mut h);
             }
+            // The grantees: who gains or loses the privileges.
+            if let Some(s) = stop {
+                role_list(lx, s + 1, &mut h);
+            }
             h
         }
         None => {
             let mut h = Head::new(Class::Role, &format!("{verb} ROLE"));
             name_list(lx, j, "ROLE", &mut h);
             if let Some(s) = stop {
-                name_list(lx, s + 1, "ROLE", &mut h);
+                // Grantees are role specifications: `TO CURRENT_USER`, `FROM PUBLIC`.
+                role_list(lx, s + 1, &mut h);
             }
             h
         }
