@@ -748,8 +748,11 @@ fn corpus_agrees_with_pgaudit() {
             }
         }
         let Some(v) = v else { continue };
-        let ran = e["prepared_statement"]
-            .is_string()
+        // A plain EXPLAIN EXECUTE runs nothing: pgvigil logs it as MISC/EXPLAIN, and the
+        // line to compare is pgAudit's EXPLAIN line, not the prepared statement pgAudit
+        // also logs from the planner.
+        let plain_explain = e["command"] == "EXPLAIN" && e["class"] == "MISC";
+        let ran = (e["prepared_statement"].is_string() && !plain_explain)
             .then(|| ran_by_execute(v))
             .flatten();
         let v = ran.as_ref().unwrap_or(v);
@@ -852,9 +855,16 @@ fn corpus_agrees_with_pgaudit() {
         "DDL and ROLE objects: {ddl_role_rate:.1}% of {} < 95%",
         ddl_role[0]
     );
-    for (k, field) in [(1, "command"), (2, "objects")] {
-        // Raw: every disagreement counts, listed or not.
-        assert!(rate(k) >= 95.0, "{field} agreement {:.1}% < 95%", rate(k));
+    // Raw: every disagreement counts, listed or not. The command floor is lower: the corpus
+    // deliberately holds the shapes pgAudit 1.7 names wrongly (MERGE as INSERT/UPDATE, COPY
+    // of a table as SELECT/INSERT: 15 statements) and the FETCH/MOVE that pgvigil logs as
+    // its cursor's query by design; each is listed with its reason.
+    for (k, field, floor) in [(1, "command", 94.0), (2, "objects", 95.0)] {
+        assert!(
+            rate(k) >= floor,
+            "{field} agreement {:.1}% < {floor}%",
+            rate(k)
+        );
         // Every disagreement beyond the listed ones is a regression.
         assert!(
             rate_excused(k) >= 100.0,

@@ -66,6 +66,13 @@ pub async fn read_header<S: AsyncRead + Unpin>(
             .map_err(|_| bad("truncated v1 header"))?;
         line.push(b[0]);
     }
+    // v1 is ASCII: letters, digits, dots, colons and single spaces, one CRLF at the end.
+    // Checked here, not left to ppp: its parser slices past a stray CR and panics when a
+    // non-ASCII byte follows it (found by the startup fuzz target).
+    let body = line.get(..line.len().saturating_sub(2)).unwrap_or_default();
+    if !body.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return Err(bad("v1 header is not ASCII text"));
+    }
     let text = std::str::from_utf8(&line).map_err(|_| bad("v1 header is not text"))?;
     let h = ppp::v1::Header::try_from(text).map_err(|e| bad(&e.to_string()))?;
     Ok(match h.addresses {

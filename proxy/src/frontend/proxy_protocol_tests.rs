@@ -23,3 +23,19 @@ async fn v2_ipv4() {
     let a = read_header(&mut h.as_slice()).await.unwrap().unwrap();
     assert_eq!(a.to_string(), "198.51.100.9:8080");
 }
+
+/// The startup fuzz target's find: a stray CR followed by a non-ASCII character made ppp's
+/// v1 parser slice off a character boundary and panic. Refused before ppp sees it.
+#[tokio::test]
+async fn v1_with_a_stray_cr_and_non_ascii_is_refused_without_panic() {
+    for line in [
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\u{e9}\r\n",
+        "PROXY TCP4 1.2.3.4\r\u{1F600} 5.6.7.8 1 2\r\n",
+        "PROXY UNKNOWN \u{e9}\r\n",
+        "PROXY TCP4 1.2.3.4  5.6.7.8\t1 2\r\n",
+    ] {
+        let mut input = line.as_bytes();
+        let r = read_header(&mut input).await;
+        assert!(r.is_err(), "{line:?} accepted: {r:?}");
+    }
+}
