@@ -244,12 +244,32 @@ impl Events<'_> {
     }
 }
 
-/// How a direction's reads are paced.
-pub enum Pace<'a> {
-    /// Client to server: read only while the backlog is within its limits.
-    Client(&'a Backlog<'a>),
-    /// Server to client: completed statements go to the audit sink before the bytes go on.
-    Server(&'a Events<'a>),
+/// How a direction's reads are paced: a trait rather than an enum so that each direction's
+/// pump is compiled with only its own waits, and the client direction's future (alive as
+/// long as the session) does not carry the audit hand-over's state.
+pub trait Pace {
+    /// Before each read: wait until reading may go on.
+    fn before_read(&self) -> impl std::future::Future<Output = ()>;
+    /// After a batch was scanned, before it is written on.
+    fn after_scan(&self) -> impl std::future::Future<Output = ()>;
+}
+
+/// Client to server: read only while the backlog is within its limits.
+impl Pace for Backlog<'_> {
+    async fn before_read(&self) {
+        self.room().await
+    }
+    async fn after_scan(&self) {}
+}
+
+/// Server to client: completed statements go to the audit sink before the bytes go on, and
+/// a paused client may have room again.
+impl Pace for Events<'_> {
+    async fn before_read(&self) {}
+    async fn after_scan(&self) {
+        self.flush().await;
+        self.backlog.replies_seen();
+    }
 }
 
 /// Reads what `from` has into `buf` (empty on entry), with room for `size` bytes. While the
@@ -279,27 +299,26 @@ async fn read_some<R: AsyncRead + Unpin>(
 /// Forwards `from` to `to` until either fails or `from` ends, starting with `buf`'s content
 /// (bytes buffered during authentication). `scanner` is left where the stream stopped, so
 /// the caller knows whether it may append a message of its own at a frame boundary.
-pub async fn pump<R, W, O, C>(
+pub async fn pump<R, W, O, C, P>(
     from: &mut R,
     to: &mut W,
     mut buf: BytesMut,
     scanner: &mut FrameScanner,
     observer: &mut O,
     counter: &mut C,
-    pace: Pace<'_>,
+    pace: &P,
 ) -> PumpEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     O: FrameObserver,
     C: ByteCounter,
+    P: Pace,
 {
     let mut size = MIN_BUF;
     loop {
         if buf.is_empty() {
-            if let Pace::Client(backlog) = &pace {
-                backlog.room().await;
-            }
+            pace.before_read().await;
             match read_some(from, &mut buf, size).await {
                 Ok(0) => return PumpEnd::Eof,
                 Ok(n) => {
@@ -317,10 +336,7 @@ where
         // statement whose audit event is not yet as durable as configured (queued, written
         // or synced). Only server replies complete statements, so the client direction has
         // none to hand over.
-        if let Pace::Server(events) = &pace {
-            events.flush().await;
-            events.backlog.replies_seen();
-        }
+        pace.after_scan().await;
         if let Err(e) = to.write_all(&buf).await {
             return PumpEnd::WriteError(WireError::Io(e));
         }

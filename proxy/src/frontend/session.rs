@@ -5,9 +5,7 @@
 use super::admission::{Refusal, StartupTicket};
 use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
-use super::relay::{
-    self, Activity, Backlog, ByteCounter, ClientSide, Events, Pace, PumpEnd, ServerSide,
-};
+use super::relay::{self, Activity, Backlog, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
 use super::{proxy_protocol, FrontendError, Shared};
 use crate::audit::{
     now_rfc3339, AuditEvent, AuthFailure, ConnectionRefused, SessionEnd, SessionInfo, Tracker,
@@ -86,7 +84,10 @@ async fn run_inner(
         service: false,
     };
     let timeout = config.file.listen.startup_timeout;
-    let result = tokio::time::timeout(timeout, establish(&shared, &config, opening, &mut info))
+    // Boxed: the login's state (TLS handshakes, SCRAM, the catalog check) is freed once the
+    // session is established, instead of sizing the task that lives as long as the session.
+    let login = Box::pin(establish(&shared, &config, opening, &mut info));
+    let result = tokio::time::timeout(timeout, login)
         .instrument(span.clone())
         .await;
     let (client, mut logged_in, _session_place) = match result {
@@ -553,8 +554,8 @@ async fn relay_session(
         Shutdown,
     }
     let end = tokio::select! {
-        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, Pace::Client(&backlog)) => End::Client(e),
-        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, Pace::Server(&events)) => End::Server(e),
+        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
+        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
     };
     bytes_in.flush();
@@ -624,7 +625,8 @@ async fn relay_session(
         }
         goodbye(cw.shutdown()).await;
     };
-    close.instrument(span.clone()).await;
+    // Boxed: allocated only when the session ends, not carried by every idle session.
+    Box::pin(close.instrument(span.clone())).await;
     (bytes_in.n, bytes_out.n)
 }
 
@@ -637,3 +639,7 @@ async fn fatal_to_client<W: AsyncWriteExt + Unpin>(
         .await?;
     w.flush().await
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
