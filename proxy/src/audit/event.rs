@@ -44,6 +44,23 @@ pub struct SessionInfo {
     pub service: bool,
 }
 
+impl SessionInfo {
+    /// A connection that has not said who it is yet: its id and address only.
+    pub fn connection(session_id: String, peer: std::net::SocketAddr) -> SessionInfo {
+        SessionInfo {
+            session_id,
+            user: None,
+            database: None,
+            client_addr: peer.ip(),
+            client_port: peer.port(),
+            application_name: None,
+            tls: false,
+            auth_method: None,
+            service: false,
+        }
+    }
+}
+
 /// An `auth_failure` event's own fields.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthFailure {

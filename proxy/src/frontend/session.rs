@@ -72,17 +72,7 @@ async fn run_inner(
     let started = Instant::now();
     let config = shared.config();
     let _ = opening.tcp.set_nodelay(true);
-    let mut info = SessionInfo {
-        session_id,
-        user: None,
-        database: None,
-        client_addr: peer.ip(),
-        client_port: peer.port(),
-        application_name: None,
-        tls: false,
-        auth_method: None,
-        service: false,
-    };
+    let mut info = SessionInfo::connection(session_id, peer);
     let timeout = config.file.listen.startup_timeout;
     // Boxed: the login's state (TLS handshakes, SCRAM, the catalog check) is freed once the
     // session is established, instead of sizing the task that lives as long as the session.
@@ -312,17 +302,8 @@ pub fn refused(shared: &Arc<Shared>, peer: SocketAddr, info: Option<SessionInfo>
         return;
     };
     tracing::warn!(client = %addr, reason = r.reason(), refused_since_last = since_last, "connection refused");
-    let session = Arc::new(info.unwrap_or_else(|| SessionInfo {
-        session_id: shared.next_session_id(),
-        user: None,
-        database: None,
-        client_addr: peer.ip(),
-        client_port: peer.port(),
-        application_name: None,
-        tls: false,
-        auth_method: None,
-        service: false,
-    }));
+    let session =
+        Arc::new(info.unwrap_or_else(|| SessionInfo::connection(shared.next_session_id(), peer)));
     let event = AuditEvent::ConnectionRefused {
         ts: now_rfc3339(),
         session,

@@ -110,14 +110,20 @@ impl FramedReader {
             if self.buf.capacity() - self.buf.len() < 512 {
                 self.buf.reserve(4096);
             }
-            let n = s
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(WireError::from_read)?;
-            if n == 0 {
-                return Err(WireError::Eof);
-            }
+            self.fill(s).await?;
         }
+    }
+
+    /// One read into the buffer; the peer closing is [`WireError::Eof`].
+    async fn fill<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Result<(), WireError> {
+        let n = s
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(WireError::from_read)?;
+        if n == 0 {
+            return Err(WireError::Eof);
+        }
+        Ok(())
     }
 
     /// Reads the next message when it carries a secret (a password, a SASL response): the
@@ -134,25 +140,19 @@ impl FramedReader {
             self.buf.reserve(max);
         }
         loop {
-            if let Some(total) = self.complete(max)? {
+            if let Some(total) = self.frame_len(max)?.filter(|&t| self.buf.len() >= t) {
                 let tag = self.buf[0];
                 let raw = zeroize::Zeroizing::new(self.buf[..total].to_vec());
                 zeroize::Zeroize::zeroize(&mut self.buf[..total]);
                 self.buf.advance(total);
                 return Ok(SecretMessage { tag, raw });
             }
-            let n = s
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(WireError::from_read)?;
-            if n == 0 {
-                return Err(WireError::Eof);
-            }
+            self.fill(s).await?;
         }
     }
 
-    /// The length of the complete message at the front of the buffer, if there is one.
-    fn complete(&mut self, max: usize) -> Result<Option<usize>, WireError> {
+    /// The whole length of the message at the front of the buffer, once its header is in.
+    fn frame_len(&self, max: usize) -> Result<Option<usize>, WireError> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
@@ -161,19 +161,14 @@ impl FramedReader {
         let total = body
             .checked_add(5)
             .ok_or(WireError::BadLength { len: body as u64 })?;
-        Ok((self.buf.len() >= total).then_some(total))
+        Ok(Some(total))
     }
 
     fn parse(&mut self, max: usize) -> Result<Option<Message>, WireError> {
-        if self.buf.len() < 5 {
+        let Some(total) = self.frame_len(max)? else {
             return Ok(None);
-        }
+        };
         let tag = self.buf[0];
-        let len = [self.buf[1], self.buf[2], self.buf[3], self.buf[4]];
-        let body = body_len(len, max)?;
-        let total = body
-            .checked_add(5)
-            .ok_or(WireError::BadLength { len: body as u64 })?;
         if self.buf.len() < total {
             self.buf.reserve(total - self.buf.len());
             return Ok(None);
