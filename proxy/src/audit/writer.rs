@@ -232,12 +232,21 @@ fn run(
         acks: Vec::new(),
     };
     let mut items = Vec::with_capacity(BATCH);
+    // Only timers: the deadline of the periodic fsync while waiting for events. Without it
+    // (it cannot really fail to build) the writer still writes, syncing only per batch.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(
+            |e| tracing::error!(error = %e, "audit writer timer unavailable; syncing every batch"),
+        )
+        .ok();
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
         // Wait for the next item, but wake up to honour the fsync interval.
-        let first = if dirty {
-            match recv_until(&mut rx, last_sync + FSYNC_EVERY) {
+        let first = if let (true, Some(rt)) = (dirty, &rt) {
+            match recv_until(rt, &mut rx, last_sync + FSYNC_EVERY) {
                 Recv::Item(i) => Some(i),
                 Recv::Timeout => None,
                 Recv::Closed => break,
@@ -288,6 +297,10 @@ fn run(
             }
             commit(&mut out, &mut batch, durability, &metrics);
             dirty = durability != Durability::Synced;
+            if dirty && rt.is_none() {
+                sync_or_report(&mut out, &metrics);
+                dirty = false;
+            }
         }
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {
             sync_or_report(&mut out, &metrics);
@@ -332,19 +345,20 @@ enum Recv {
     Closed,
 }
 
-/// A blocking receive with a deadline, without a runtime: poll, then nap briefly.
-fn recv_until(rx: &mut mpsc::Receiver<Item>, deadline: Instant) -> Recv {
-    loop {
-        match rx.try_recv() {
-            Ok(i) => return Recv::Item(i),
-            Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
-            Err(mpsc::error::TryRecvError::Empty) => {}
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Recv::Timeout;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
+/// A blocking receive with a deadline, on the writer thread's own small runtime: it wakes
+/// the moment an item is queued (a poll-and-nap loop would hold every waiting session for
+/// the nap).
+fn recv_until(
+    rt: &tokio::runtime::Runtime,
+    rx: &mut mpsc::Receiver<Item>,
+    deadline: Instant,
+) -> Recv {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    // The timer is made inside the runtime: a Sleep needs one to be created.
+    match rt.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await }) {
+        Ok(Some(i)) => Recv::Item(i),
+        Ok(None) => Recv::Closed,
+        Err(_) => Recv::Timeout,
     }
 }
 
