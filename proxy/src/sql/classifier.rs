@@ -121,10 +121,10 @@ impl Classifier {
 
     /// AST first, tokens when the parser cannot (or the statement is too long to parse).
     /// Without standard-conforming strings sqlparser would misread backslash escapes, so
-    /// such sessions get the token path.
+    /// such sessions get the token path, on the text with their strings made `E'...'`.
     pub fn classify_uncached(&self, sql: &str, scs: bool) -> Classification {
         if !scs {
-            return tokens::classify(sql);
+            return tokens::classify(&lex::with_escape_strings(sql));
         }
         if sql.len() > self.opts.max_parse_bytes {
             let mut end = self.opts.max_parse_bytes;
@@ -175,3 +175,7 @@ fn renamed_object(sql: &str, c: &mut Classification) {
     }
     first.name = names::render(&parts);
 }
+
+#[cfg(test)]
+#[path = "classifier_tests.rs"]
+mod tests;

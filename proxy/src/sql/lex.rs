@@ -324,6 +324,47 @@ pub fn redact_with(sql: &str, mode: Redact, standard_conforming_strings: bool) -
     redact_impl::redact(sql, mode, standard_conforming_strings)
 }
 
+/// The statement as a lexer assuming `standard_conforming_strings` on (sqlparser's, which
+/// the token classifier uses) must see it when the session has the setting off: there,
+/// `'...'` and `N'...'` strings take backslash escapes exactly as `E'...'` strings do, so
+/// each becomes an `E'...'` string, after a space so it cannot join a preceding word.
+/// Without this, `'a\''` would end at the backslash and the rest of the statement (its
+/// tables) would read as a string. Every other byte is kept.
+pub fn with_escape_strings(sql: &str) -> Cow<'_, str> {
+    let lx = Lexer::new(sql, false);
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(t) = lx.token(lx.skip_spaces(pos)) {
+        if t.end <= pos {
+            break;
+        }
+        pos = t.end;
+        if t.kind != Kind::Str(scan::StrKind::Escape)
+            || sql
+                .as_bytes()
+                .get(t.start)
+                .is_some_and(|c| matches!(c, b'E' | b'e'))
+        {
+            continue;
+        }
+        // A string token starts at its prefix and `inner_start` is past the quote: both are
+        // ASCII positions, so the slices below are on character boundaries.
+        let (Some(before), Some(_)) = (sql.get(copied..t.start), sql.get(t.start..t.inner_start))
+        else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(" E'");
+        copied = t.inner_start;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(sql.get(copied..).unwrap_or_default());
+    Cow::Owned(out)
+}
+
 /// Whether `hay` contains `needle`, ignoring ASCII case. O(len(hay) * len(needle)) at
 /// worst; meant for short needles.
 pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {

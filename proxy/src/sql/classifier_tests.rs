@@ -1,0 +1,57 @@
+//! Unit tests of `classifier.rs`: sessions with standard_conforming_strings off.
+
+use super::*;
+use crate::sql::test_support::objects;
+
+fn classifier() -> Classifier {
+    Classifier::new(ClassifierOptions::default())
+}
+
+/// With standard_conforming_strings off, `'a\''` is one string to the server (`\'` is an
+/// escaped quote). Read with the setting on it ends at the backslash, and the rest of the
+/// statement (the table read) would look like a string: found by the `classify` fuzz
+/// target as a cache disagreement, it let a read of any table pass as tool noise.
+#[test]
+fn backslash_quotes_do_not_hide_objects_when_scs_is_off() {
+    let c = classifier();
+    let s = c.classify_statement_with(r"select 'a\'', card from customers --'", false);
+    assert_eq!(objects(&s.class), ["TABLE customers"]);
+    assert!(!s.class.noise, "a read of a user table is not noise");
+
+    let s = c.classify_statement_with(r"select 'x\\' from orders", false);
+    assert_eq!(objects(&s.class), ["TABLE orders"]);
+}
+
+/// With the setting on the backslash is an ordinary character: the string ends at the
+/// second quote and the table is read. With it off the whole statement is one string.
+#[test]
+fn backslashes_are_ordinary_when_scs_is_on() {
+    let c = classifier();
+    let sql = r"select 'a\', 1 from t --'";
+    let s = c.classify_statement_with(sql, true);
+    assert_eq!(objects(&s.class), ["TABLE t"]);
+    let s = c.classify_statement_with(sql, false);
+    assert!(objects(&s.class).is_empty(), "one string to the server");
+}
+
+/// Plain and national strings become escape strings; escape strings, dollar quotes and
+/// everything else keep their bytes.
+#[test]
+fn escape_strings_rewrite() {
+    use crate::sql::lex::with_escape_strings;
+    assert_eq!(with_escape_strings(r"select 'a\'', n'b'"), r"select  E'a\'',  E'b'");
+    assert!(matches!(with_escape_strings("select E'x', $$'y'$$, 1"), Cow::Borrowed(_)));
+    assert_eq!(with_escape_strings("select é'x'"), "select é E'x'");
+}
+
+/// Statements whose fingerprints agree (the literal is all that differs) get the
+/// classification each would get alone: the cache is literal-blind, so classification
+/// must be too.
+#[test]
+fn cached_classification_matches_a_fresh_one_when_scs_is_off() {
+    let c = classifier();
+    for sql in [r"select 'a\' , '", "select 1 -- '", "select 'plain'"] {
+        let s = c.classify_statement_with(sql, false);
+        assert_eq!(*s.class, c.classify_uncached(sql, false), "{sql}");
+    }
+}
