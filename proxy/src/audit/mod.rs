@@ -19,6 +19,7 @@ mod tracker;
 mod writer;
 
 pub use event::{now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, SessionEnd, SessionInfo};
+pub use pgaudit::write as write_pgaudit;
 pub use statement::{Outcome, StatementEvent};
 pub use tracker::Tracker;
 pub use writer::{AuditSink, AuditWriter};
