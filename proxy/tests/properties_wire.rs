@@ -401,3 +401,142 @@ fn proxy_v1_non_ascii_after_cr_is_refused() {
         "a non-ASCII v1 line must be refused, not panic"
     );
 }
+
+/// Standard base64 (RFC 4648, padded), for the SCRAM messages a test server writes.
+fn b64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|e| panic!("HMAC key: {e}"));
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// RFC 5802's Hi(): PBKDF2 with HMAC-SHA-256.
+fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut u = hmac(password, &[salt, &1u32.to_be_bytes()]);
+    let mut out = u;
+    for _ in 1..iterations {
+        u = hmac(password, &[&u]);
+        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
+    }
+    out
+}
+
+/// The server side of SCRAM-SHA-256 for one exchange: the server-first message for a
+/// client-first, then the server-final for the client-final (checking the client's proof).
+struct ScramServer {
+    salted: [u8; 32],
+    client_first_bare: String,
+    server_first: String,
+}
+
+impl ScramServer {
+    fn first(password: &[u8], salt: &[u8], iterations: u32, client_first: &str) -> ScramServer {
+        let bare = client_first
+            .splitn(3, ',')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
+        let nonce = bare.rsplit("r=").next().unwrap_or_default();
+        let server_first = format!("r={nonce}SRVnonce,s={},i={iterations}", b64(salt));
+        ScramServer {
+            salted: hi(password, salt, iterations),
+            client_first_bare: bare,
+            server_first,
+        }
+    }
+
+    /// The server-final message, or None when the client's proof is wrong.
+    fn last(&self, client_final: &str) -> Option<String> {
+        let (without_proof, proof) = client_final.rsplit_once(",p=")?;
+        let auth = format!(
+            "{},{},{without_proof}",
+            self.client_first_bare, self.server_first
+        );
+        let client_key = hmac(&self.salted, &[b"Client Key"]);
+        let stored: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(client_key).into()
+        };
+        let sig = hmac(&stored, &[auth.as_bytes()]);
+        let expected: Vec<u8> = client_key.iter().zip(&sig).map(|(k, s)| k ^ s).collect();
+        if b64(&expected) != proof {
+            return None;
+        }
+        let server_key = hmac(&self.salted, &[b"Server Key"]);
+        Some(format!("v={}", b64(&hmac(&server_key, &[auth.as_bytes()]))))
+    }
+}
+
+proptest! {
+    // Each case derives keys twice (client and test server): few cases, small counts.
+    #![proptest_config(cases(24))]
+
+    /// Against an honest server the SCRAM client pgvigil runs upstream completes; a
+    /// server-final whose signature differs in any byte (a server that does not know the
+    /// password's secret) is refused, as is an absurd iteration count.
+    #[test]
+    fn scram_client_verifies_the_server(
+        password in "[ -~]{0,20}",
+        salt in prop::collection::vec(any::<u8>(), 1..24),
+        iterations in 1u32..64,
+        binding in 0u8..3,
+        flip in any::<prop::sample::Index>(),
+        absurd in prop_oneof![Just(0u64), (1u64 << 24) + 1..u64::from(u32::MAX)],
+    ) {
+        use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+        use pgvigil::backend::{scram_server_final, scram_server_first};
+        let channel = || match binding {
+            0 => ChannelBinding::unsupported(),
+            1 => ChannelBinding::unrequested(),
+            _ => ChannelBinding::tls_server_end_point(vec![7; 32]),
+        };
+        // One exchange up to the server-final: the client's state and the honest message.
+        let exchange = || -> Result<(ScramSha256, String), TestCaseError> {
+            let client = ScramSha256::new(password.as_bytes(), channel());
+            let first = String::from_utf8_lossy(client.message()).into_owned();
+            let server = ScramServer::first(password.as_bytes(), &salt, iterations, &first);
+            let client = scram_server_first(client, server.server_first.as_bytes())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let last = server.last(&String::from_utf8_lossy(client.message()));
+            let last = last.ok_or_else(|| TestCaseError::fail("the client's proof is wrong"))?;
+            Ok((client, last))
+        };
+        let (client, last) = exchange()?;
+        prop_assert!(scram_server_final(client, last.as_bytes()).is_ok());
+
+        // A forged signature: one byte after `v=` changed.
+        let (client, last) = exchange()?;
+        let mut forged = last.into_bytes();
+        let at = 2 + flip.index(forged.len() - 2);
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        prop_assert!(scram_server_final(client, &forged).is_err(), "forged signature accepted");
+
+        // Iteration counts the proxy refuses before deriving anything.
+        let c = ScramSha256::new(password.as_bytes(), channel());
+        let first = String::from_utf8_lossy(c.message()).into_owned();
+        let nonce = first.rsplit("r=").next().unwrap_or_default().to_string();
+        let absurd = format!("r={nonce}x,s={},i={absurd}", b64(&salt));
+        prop_assert!(scram_server_first(c, absurd.as_bytes()).is_err());
+    }
+}
