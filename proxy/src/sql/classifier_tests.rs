@@ -39,8 +39,14 @@ fn backslashes_are_ordinary_when_scs_is_on() {
 #[test]
 fn escape_strings_rewrite() {
     use crate::sql::lex::with_escape_strings;
-    assert_eq!(with_escape_strings(r"select 'a\'', n'b'"), r"select  E'a\'',  E'b'");
-    assert!(matches!(with_escape_strings("select E'x', $$'y'$$, 1"), Cow::Borrowed(_)));
+    assert_eq!(
+        with_escape_strings(r"select 'a\'', n'b'"),
+        r"select  E'a\'',  E'b'"
+    );
+    assert!(matches!(
+        with_escape_strings("select E'x', $$'y'$$, 1"),
+        Cow::Borrowed(_)
+    ));
     assert_eq!(with_escape_strings("select é'x'"), "select é E'x'");
 }
 
@@ -54,4 +60,35 @@ fn cached_classification_matches_a_fresh_one_when_scs_is_off() {
         let s = c.classify_statement_with(sql, false);
         assert_eq!(*s.class, c.classify_uncached(sql, false), "{sql}");
     }
+}
+
+/// A statement cut at `max_parse_bytes` right after a padded literal: the prefix alone
+/// reads no table, but what follows the cut may, so it can never prove to be tool noise
+/// (which is not logged by default).
+#[test]
+fn a_cut_statement_is_never_noise() {
+    let c = Classifier::new(ClassifierOptions {
+        max_parse_bytes: 40,
+        ..ClassifierOptions::default()
+    });
+    let pad = "x".repeat(40 - "select ''".len());
+    let sql = format!("select '{pad}', * from secrets");
+    let s = c.classify_statement_with(&sql, true);
+    assert!(!s.class.noise, "{:?}", s.class);
+}
+
+/// Statements differing only in a literal share a fingerprint; when one is cut at
+/// `max_parse_bytes` and the other is not, neither may get the other's classification.
+#[test]
+fn cut_statements_do_not_share_the_cache() {
+    let c = Classifier::new(ClassifierOptions {
+        max_parse_bytes: 40,
+        ..ClassifierOptions::default()
+    });
+    let long = format!("select '{}', * from secrets", "x".repeat(40));
+    let short = "select 'x', * from secrets";
+    let _ = c.classify_statement_with(&long, true);
+    let s = c.classify_statement_with(short, true);
+    assert_eq!(objects(&s.class), ["TABLE secrets"]);
+    assert_eq!(*s.class, c.classify_uncached(short, true));
 }
