@@ -29,6 +29,7 @@ pub struct ChunkedReader<'a> {
 }
 
 impl<'a> ChunkedReader<'a> {
+    /// A reader of `data` in chunks of the sizes in `chunks`, cycled (all at once if empty).
     pub fn new(data: &'a [u8], chunks: &'a [u8]) -> ChunkedReader<'a> {
         ChunkedReader {
             data,

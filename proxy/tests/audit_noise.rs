@@ -427,3 +427,41 @@ fn metric_sum_at_least(proxy: &Proxy, label: &str, n: f64) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two ways a read of a user table once passed as noise, so went unwritten by default
+/// (both found from the `classify` fuzz target): with `standard_conforming_strings` off,
+/// a `\'` inside a string made the classifier end the string early and read the table
+/// name as a string; and a literal padded so that `max_parse_bytes` cuts the statement
+/// right after it left only `select <literal>` to judge. Both must be written, as reads
+/// that are not noise.
+#[test]
+fn noise_filter_evasions_are_written() {
+    let proxy = start_proxy(false);
+    let backslash = r"select 'a\'', count(*) from app_table --'";
+    // `select '` is 8 bytes: the default max_parse_bytes (65536) cuts right after the
+    // closing quote.
+    let padded = format!("select '{}', count(*) from app_table", "x".repeat(65_527));
+    psql_session(
+        &proxy,
+        &["set standard_conforming_strings = off", backslash, &padded],
+    );
+    let events = wait_statements(&proxy, "the two reads", |ev| {
+        ev.iter().any(|e| text(e) == backslash)
+            && ev.iter().any(|e| text(e).starts_with("select 'xxxx"))
+    });
+    let read = events
+        .iter()
+        .find(|e| text(e) == backslash)
+        .expect("the backslash read");
+    assert_eq!(read["noise"], false, "{read}");
+    assert_eq!(read["class"], "READ", "{read}");
+    assert!(
+        read["objects"].to_string().contains("app_table"),
+        "the table read is not seen: {read}"
+    );
+    let cut = events
+        .iter()
+        .find(|e| text(e).starts_with("select 'xxxx"))
+        .expect("the padded read");
+    assert_eq!(cut["noise"], false);
+}
