@@ -30,7 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` if
+/// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` + 1 if
 /// larger): enough to split and log any hand-written statement, bounded for bulk loads.
 const CAPTURE_MIN: usize = 1024 * 1024;
 /// Names and small fields: Bind without parameters, Execute, Close.
@@ -110,7 +110,14 @@ impl Tracker {
             .user
             .as_deref()
             .is_some_and(|u| config.is_service_account(u));
-        let capture = config.file.audit.max_parse_bytes.max(CAPTURE_MIN);
+        // One byte past the parse limit: a statement cut by the capture is then longer
+        // than max_parse_bytes, so the classifier knows it sees only a prefix.
+        let capture = config
+            .file
+            .audit
+            .max_parse_bytes
+            .saturating_add(1)
+            .max(CAPTURE_MIN);
         let detect_statements = config
             .rules
             .iter()

@@ -199,3 +199,26 @@ fn hostile_frames_never_panic() {
     t.abandon();
     let _ = statements(&mut t);
 }
+
+/// A Query longer than the capture is seen only up to it. With `max_parse_bytes` as large
+/// as the capture, the captured prefix was not longer than the parse limit, so it was
+/// parsed as if whole: a literal padded to end exactly at the capture made
+/// `select '<padding>', * from secrets` a bare `select <literal>`, tool noise, not
+/// written by default. The capture takes one byte more than the parse limit, so the
+/// classifier knows the text was cut.
+#[test]
+fn query_cut_at_the_capture_is_not_noise() {
+    let limit = CAPTURE_MIN;
+    let mut t = tracker(&format!("max_parse_bytes = {limit}"));
+    let mut sql = format!("select '{}'", "x".repeat(limit - "select ''".len()));
+    assert_eq!(sql.len(), limit);
+    sql.push_str(", * from secrets");
+    let mut body = sql.into_bytes();
+    body.push(0);
+    client(&mut t, b'Q', &body);
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(!ev[0].class.noise, "a cut statement judged as noise");
+}
