@@ -275,9 +275,14 @@ impl Tracker {
     fn on_query(&mut self, body: &[u8]) {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
-        let pieces = self.config.classifier.classify_query_with(&sql, self.scs);
+        let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
         for p in &pieces {
             self.count_classified(p);
+        }
+        if truncated {
+            if let Some(last) = pieces.pop() {
+                pieces.push(seen_in_part(last));
+            }
         }
         let id = self.take_id();
         self.push(Pending::Query {
@@ -302,11 +307,16 @@ impl Tracker {
 
     fn on_parse(&mut self, body: &[u8]) {
         let (name, sql) = messages::parse(body);
-        let prepared = self
+        let mut prepared = self
             .config
             .classifier
             .classify_statement_with(sql.trim(), self.scs);
         self.count_classified(&prepared);
+        // The name and the text each end with a NUL: without the second, the capture cut
+        // the text.
+        if body.iter().filter(|&&b| b == 0).count() < 2 {
+            prepared = seen_in_part(prepared);
+        }
         let prepared = Arc::new(prepared);
         let fits = self.statements.len() < MAX_NAMED
             && self.named_bytes.saturating_add(prepared.text.len()) <= MAX_NAMED_BYTES;
@@ -735,6 +745,18 @@ fn placeholder(text: &str, class: Arc<Classification>) -> Statement {
 }
 
 /// A statement past the captured part of a very long simple query.
+/// A statement the capture cut, however short the part seen (`...; select 'x'` cut
+/// before `, * from secrets`): what follows is unseen, so nothing proves it only reads
+/// catalog state, and noise is not written by default.
+fn seen_in_part(mut s: Statement) -> Statement {
+    if s.class.noise {
+        let mut class = (*s.class).clone();
+        class.noise = false;
+        s.class = Arc::new(class);
+    }
+    s
+}
+
 fn beyond_capture(truncated: bool) -> Statement {
     let text = if truncated {
         "<statement beyond the captured part of the query>"
