@@ -465,3 +465,40 @@ fn noise_filter_evasions_are_written() {
         .expect("the padded read");
     assert_eq!(cut["noise"], false);
 }
+
+/// A simple Query longer than the proxy's 1 MiB capture, sent by tokio-postgres: the
+/// capture ends right after `select 'x'`, whose unseen rest reads `app_table`. That last
+/// statement seen must be written as a statement that is not noise (it was hidden as a
+/// bare `select <literal>` before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_cut_by_the_capture_is_written() {
+    let proxy = tokio::task::spawn_blocking(|| start_proxy(false))
+        .await
+        .expect("proxy");
+    let conninfo = proxy.conninfo("app_user", "app_pass", "app", "sslmode=disable");
+    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", proxy.log()));
+    let conn = tokio::spawn(conn);
+    const CAPTURE: usize = 1024 * 1024;
+    let tail = "; select 'x'";
+    let pad = "y".repeat(CAPTURE - tail.len() - "select ''".len());
+    let sql = format!("select '{pad}'{tail}, count(*) from app_table");
+    assert_eq!(sql.find(", count").expect("cut point"), CAPTURE);
+    let msgs = client.simple_query(&sql).await.expect("the long query");
+    assert!(!msgs.is_empty());
+    drop(client);
+    let _ = conn.await;
+    tokio::task::spawn_blocking(move || {
+        let events = wait_statements(&proxy, "the cut statement", |ev| {
+            ev.iter().any(|e| text(e) == "select 'x'")
+        });
+        let cut = events
+            .iter()
+            .find(|e| text(e) == "select 'x'")
+            .expect("the cut statement");
+        assert_eq!(cut["noise"], false, "{cut}");
+    })
+    .await
+    .expect("judge");
+}
