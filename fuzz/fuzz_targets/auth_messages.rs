@@ -89,10 +89,8 @@ fuzz_target!(|raw: &[u8]| {
     let body = Bytes::from(input.body);
 
     // Server to proxy.
-    if let Ok(r) = AuthRequest::parse(&body) {
-        if let AuthRequest::Sasl { mechanisms } = &r {
-            assert!(mechanisms.iter().all(|m| !m.is_empty()));
-        }
+    if let Ok(AuthRequest::Sasl { mechanisms }) = AuthRequest::parse(&body) {
+        assert!(mechanisms.iter().all(|m| !m.is_empty()));
     }
     let fields = ErrorFields::parse(&body);
     let _ = (fields.severity.len(), fields.sqlstate, fields.message.len());

@@ -39,11 +39,9 @@ fuzz_target!(|data: &[u8]| {
         let space = |b: Option<&u8>| b.is_some_and(|b| b" \t\n\r".contains(b));
         assert!(!space(piece.as_bytes().first()) && !space(piece.as_bytes().last()));
         // A statement is split again to itself: nothing in it ends a statement.
-        assert_eq!(
-            lex::split_with(piece, scs),
-            [0..piece.len()],
-            "piece splits again"
-        );
+        let again = lex::split_with(piece, scs);
+        let whole = matches!(&again[..], [r] if *r == (0..piece.len()));
+        assert!(whole, "piece splits again: {again:?}");
         // Between statements lies nothing the server would run.
         let gap = &sql[last_end..r.start];
         assert!(lex::split_with(gap, scs).is_empty(), "statement in a gap");
