@@ -1,6 +1,7 @@
 //! Unit tests of `classifier.rs`: sessions with standard_conforming_strings off.
 
 use super::*;
+use crate::sql::lex;
 use crate::sql::test_support::objects;
 
 fn classifier() -> Classifier {
@@ -91,4 +92,17 @@ fn cut_statements_do_not_share_the_cache() {
     let s = c.classify_statement_with(short, true);
     assert_eq!(objects(&s.class), ["TABLE secrets"]);
     assert_eq!(*s.class, c.classify_uncached(short, true));
+}
+
+/// Found by the `classify` fuzz target: an unterminated dollar quote lexes as a literal,
+/// so `select $rome$1` shared the fingerprint of `select 2` and got its cached (parsed,
+/// noise) classification, though sqlparser cannot tokenize it.
+#[test]
+fn unterminated_literal_does_not_take_a_cached_classification() {
+    let c = classifier();
+    let sql = "grelect 0; select 2; en1; select $rome$1";
+    for s in lex::split(sql).into_iter().filter_map(|r| sql.get(r)) {
+        let got = c.classify_statement_with(s, true);
+        assert_eq!(*got.class, c.classify_uncached(s, true), "{s}");
+    }
 }

@@ -180,6 +180,10 @@ const FP_PUNCT: u8 = 6;
 const FP_OTHER: u8 = 7;
 /// Leads the stream when `standard_conforming_strings` is off.
 const FP_NONSTANDARD_STRINGS: u8 = 8;
+/// A literal or block comment running to the end of the text: sqlparser cannot tokenize
+/// such a statement, so it is classified by the crude token path, unlike the same text
+/// with the literal or comment closed (or absent).
+const FP_UNTERMINATED: u8 = 9;
 
 impl Fingerprinter {
     /// Fingerprint of a statement: same for texts that differ only in literals,
@@ -216,9 +220,17 @@ impl Fingerprinter {
             pos = t.end;
             let text = bytes.get(t.start..t.end).unwrap_or(&[]);
             let kind = match t.kind {
+                Kind::BlockComment if !t.terminated => {
+                    sink.byte(FP_UNTERMINATED);
+                    continue;
+                }
                 Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
                 Kind::Str(_) | Kind::Dollar | Kind::Number => {
-                    sink.byte(FP_LITERAL);
+                    sink.byte(if t.terminated {
+                        FP_LITERAL
+                    } else {
+                        FP_UNTERMINATED
+                    });
                     continue;
                 }
                 Kind::Word => {
