@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, text)) = data.split_first() else {
         return;
     };
+    // Query and Parse texts end at their NUL terminator (the tracker cuts there), so the
+    // classifier never sees one; sqlparser refuses a backslash before a NUL in an E''
+    // string, which would only test that unreachable case.
+    let text = text.split(|&b| b == 0).next().unwrap_or_default();
     let sql = String::from_utf8_lossy(text);
     let sql = sql.as_ref();
     let scs = flags & 1 == 0;
