@@ -519,3 +519,78 @@ fn metric_sum_at_least(proxy: &Proxy, label: &str, n: f64) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two ways a read of a user table once passed as noise, so went unwritten by default
+/// (both found from the `classify` fuzz target): with `standard_conforming_strings` off,
+/// a `\'` inside a string made the classifier end the string early and read the table
+/// name as a string; and a literal padded so that `max_parse_bytes` cuts the statement
+/// right after it left only `select <literal>` to judge. Both must be written, as reads
+/// that are not noise.
+#[test]
+fn noise_filter_evasions_are_written() {
+    let proxy = start_proxy(false);
+    let backslash = r"select 'a\'', count(*) from app_table --'";
+    // `select '` is 8 bytes: the default max_parse_bytes (65536) cuts right after the
+    // closing quote.
+    let padded = format!("select '{}', count(*) from app_table", "x".repeat(65_527));
+    psql_session(
+        &proxy,
+        &["set standard_conforming_strings = off", backslash, &padded],
+    );
+    let events = wait_statements(&proxy, "the two reads", |ev| {
+        ev.iter().any(|e| text(e) == backslash)
+            && ev.iter().any(|e| text(e).starts_with("select 'xxxx"))
+    });
+    let read = events
+        .iter()
+        .find(|e| text(e) == backslash)
+        .expect("the backslash read");
+    assert_eq!(read["noise"], false, "{read}");
+    assert_eq!(read["class"], "READ", "{read}");
+    assert!(
+        read["objects"].to_string().contains("app_table"),
+        "the table read is not seen: {read}"
+    );
+    let cut = events
+        .iter()
+        .find(|e| text(e).starts_with("select 'xxxx"))
+        .expect("the padded read");
+    assert_eq!(cut["noise"], false);
+}
+
+/// A simple Query longer than the proxy's 1 MiB capture, sent by tokio-postgres: the
+/// capture ends right after `select 'x'`, whose unseen rest reads `app_table`. That last
+/// statement seen must be written as a statement that is not noise (it was hidden as a
+/// bare `select <literal>` before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_cut_by_the_capture_is_written() {
+    let proxy = tokio::task::spawn_blocking(|| start_proxy(false))
+        .await
+        .expect("proxy");
+    let conninfo = proxy.conninfo("app_user", "app_pass", "app", "sslmode=disable");
+    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", proxy.log()));
+    let conn = tokio::spawn(conn);
+    const CAPTURE: usize = 1024 * 1024;
+    let tail = "; select 'x'";
+    let pad = "y".repeat(CAPTURE - tail.len() - "select ''".len());
+    let sql = format!("select '{pad}'{tail}, count(*) from app_table");
+    assert_eq!(sql.find(", count").expect("cut point"), CAPTURE);
+    let msgs = client.simple_query(&sql).await.expect("the long query");
+    assert!(!msgs.is_empty());
+    drop(client);
+    let _ = conn.await;
+    tokio::task::spawn_blocking(move || {
+        let events = wait_statements(&proxy, "the cut statement", |ev| {
+            ev.iter().any(|e| text(e) == "select 'x'")
+        });
+        let cut = events
+            .iter()
+            .find(|e| text(e) == "select 'x'")
+            .expect("the cut statement");
+        assert_eq!(cut["noise"], false, "{cut}");
+    })
+    .await
+    .expect("judge");
+}

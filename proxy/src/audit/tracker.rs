@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` if
+/// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` + 1 if
 /// larger): enough to split and log any hand-written statement, bounded for bulk loads.
 const CAPTURE_MIN: usize = 1024 * 1024;
 /// Names and small fields: Bind without parameters, Execute, Close.
@@ -123,7 +123,14 @@ impl Tracker {
             .user
             .as_deref()
             .is_some_and(|u| config.is_service_account(u));
-        let capture = config.file.audit.max_parse_bytes.max(CAPTURE_MIN);
+        // One byte past the parse limit: a statement cut by the capture is then longer
+        // than max_parse_bytes, so the classifier knows it sees only a prefix.
+        let capture = config
+            .file
+            .audit
+            .max_parse_bytes
+            .saturating_add(1)
+            .max(CAPTURE_MIN);
         let detect_statements = config
             .rules
             .iter()
@@ -289,10 +296,15 @@ impl Tracker {
     fn on_query(&mut self, body: &[u8]) {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
-        let pieces = self.config.classifier.classify_query_with(&sql, self.scs);
+        let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
         for p in &pieces {
             self.count_classified(p);
             self.shadow.sent(p);
+        }
+        if truncated {
+            if let Some(last) = pieces.pop() {
+                pieces.push(seen_in_part(last));
+            }
         }
         let id = self.take_id();
         self.push(Pending::Query {
@@ -317,11 +329,16 @@ impl Tracker {
 
     fn on_parse(&mut self, body: &[u8]) {
         let (name, sql) = messages::parse(body);
-        let prepared = self
+        let mut prepared = self
             .config
             .classifier
             .classify_statement_with(sql.trim(), self.scs);
         self.count_classified(&prepared);
+        // The name and the text each end with a NUL: without the second, the capture cut
+        // the text.
+        if body.iter().filter(|&&b| b == 0).count() < 2 {
+            prepared = seen_in_part(prepared);
+        }
         let prepared = Arc::new(prepared);
         self.registry.parse(name, prepared.clone());
         self.push(Pending::Parse(prepared));
@@ -785,6 +802,18 @@ impl Fate {
 }
 
 /// A statement past the captured part of a very long simple query.
+/// A statement the capture cut, however short the part seen (`...; select 'x'` cut
+/// before `, * from secrets`): what follows is unseen, so nothing proves it only reads
+/// catalog state, and noise is not written by default.
+fn seen_in_part(mut s: Statement) -> Statement {
+    if s.class.noise {
+        let mut class = (*s.class).clone();
+        class.noise = false;
+        s.class = Arc::new(class);
+    }
+    s
+}
+
 fn beyond_capture(truncated: bool) -> Statement {
     let text = if truncated {
         "<statement beyond the captured part of the query>"

@@ -207,3 +207,77 @@ fn hostile_frames_never_panic() {
     t.abandon();
     let _ = statements(&mut t);
 }
+
+/// A Query longer than the capture is seen only up to it. With `max_parse_bytes` as large
+/// as the capture, the captured prefix was not longer than the parse limit, so it was
+/// parsed as if whole: a literal padded to end exactly at the capture made
+/// `select '<padding>', * from secrets` a bare `select <literal>`, tool noise, not
+/// written by default. The capture takes one byte more than the parse limit, so the
+/// classifier knows the text was cut.
+#[test]
+fn query_cut_at_the_capture_is_not_noise() {
+    let limit = CAPTURE_MIN;
+    let mut t = tracker(&format!("max_parse_bytes = {limit}"));
+    let mut sql = format!("select '{}'", "x".repeat(limit - "select ''".len()));
+    assert_eq!(sql.len(), limit);
+    sql.push_str(", * from secrets");
+    let mut body = sql.into_bytes();
+    body.push(0);
+    client(&mut t, b'Q', &body);
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(!ev[0].class.noise, "a cut statement judged as noise");
+}
+
+/// The last statement of a Query cut by the capture is seen only in part, however short
+/// that part: `...; select 'x'` cut right after the literal (the rest being
+/// `, * from secrets`) must not pass as tool noise. Default limits.
+#[test]
+fn last_statement_of_a_cut_query_is_not_noise() {
+    let mut t = tracker("");
+    let tail = "; select 'x'";
+    let first = format!(
+        "select '{}'",
+        "y".repeat(CAPTURE_MIN - tail.len() - "select ''".len())
+    );
+    let mut sql = format!("{first}{tail}");
+    assert_eq!(sql.len(), CAPTURE_MIN);
+    sql.push_str(", * from secrets");
+    let mut body = sql.into_bytes();
+    body.push(0);
+    client(&mut t, b'Q', &body);
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 2);
+    assert!(
+        ev.iter().all(|e| !e.class.noise),
+        "a cut statement judged as noise"
+    );
+}
+
+/// The same for a Parse whose text the capture cut (its name takes part of the capture,
+/// so the text seen can be shorter than the parse limit).
+#[test]
+fn parse_cut_at_the_capture_is_not_noise() {
+    let limit = CAPTURE_MIN;
+    let mut t = tracker(&format!("max_parse_bytes = {limit}"));
+    let name = "stmt_with_a_name";
+    let seen = limit + 1 - name.len() - 1;
+    let mut sql = format!("select '{}'", "x".repeat(seen - "select ''".len()));
+    sql.push_str(", * from secrets");
+    client(&mut t, b'P', &parse(name, &sql));
+    client(&mut t, b'B', &bind("", name));
+    client(&mut t, b'E', &execute(""));
+    client(&mut t, b'S', b"");
+    server(&mut t, b'1', b"");
+    server(&mut t, b'2', b"");
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(!ev[0].class.noise, "a cut statement judged as noise");
+}

@@ -133,24 +133,21 @@ pub async fn complete(
                 scram = Some(s);
             }
             AuthRequest::SaslContinue(data) => {
-                let mut s = scram.take().ok_or(BackendError::Scram(
+                let s = scram.take().ok_or(BackendError::Scram(
                     "SASL continue without a SASL start".into(),
                 ))?;
-                check_iterations(&data)?;
-                let s = tokio::task::spawn_blocking(move || s.update(&data).map(|_| s))
+                let s = tokio::task::spawn_blocking(move || scram_server_first(s, &data))
                     .await
-                    .map_err(|e| BackendError::Scram(e.to_string()))?
-                    .map_err(|e| BackendError::Scram(e.to_string()))?;
+                    .map_err(|e| BackendError::Scram(e.to_string()))??;
                 write(conn, &sasl_response(s.message())).await?;
                 scram = Some(s);
             }
             AuthRequest::SaslFinal(data) => {
                 // Verifies the server's signature: proves the server knows the secret.
-                let mut s = scram.take().ok_or(BackendError::Scram(
+                let s = scram.take().ok_or(BackendError::Scram(
                     "SASL final without a SASL exchange".into(),
                 ))?;
-                s.finish(&data)
-                    .map_err(|e| BackendError::Scram(e.to_string()))?;
+                scram_server_final(s, &data)?;
             }
             AuthRequest::Other(code) => {
                 return Err(BackendError::UnsupportedAuth(format!(
@@ -188,6 +185,27 @@ async fn write(conn: &mut ServerConn, bytes: &[u8]) -> Result<(), BackendError> 
         .await
         .map_err(crate::wire::WireError::from)?;
     Ok(())
+}
+
+/// Answers a SCRAM server-first message (AuthenticationSASLContinue): refuses absurd
+/// iteration counts, then derives the keys. Blocking (thousands of HMAC rounds): the relay
+/// calls it on the blocking pool. A pure step, so fuzzing reaches the server-message
+/// parsing without a connection. On success `message()` is the client-final message.
+pub fn scram_server_first(
+    mut s: ScramSha256,
+    server_first: &[u8],
+) -> Result<ScramSha256, BackendError> {
+    check_iterations(server_first)?;
+    s.update(server_first)
+        .map_err(|e| BackendError::Scram(e.to_string()))?;
+    Ok(s)
+}
+
+/// Checks a SCRAM server-final message (AuthenticationSASLFinal): its signature proves
+/// the server knows the password's secret.
+pub fn scram_server_final(mut s: ScramSha256, server_final: &[u8]) -> Result<(), BackendError> {
+    s.finish(server_final)
+        .map_err(|e| BackendError::Scram(e.to_string()))
 }
 
 /// Reads `i=` from a SCRAM server-first message and refuses absurd values.

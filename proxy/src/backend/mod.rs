@@ -7,7 +7,9 @@ mod auth;
 pub mod catalog;
 mod connect;
 
-pub use auth::{begin, complete, AuthOutcome, Begin, UpstreamAuth};
+pub use auth::{
+    begin, complete, scram_server_final, scram_server_first, AuthOutcome, Begin, UpstreamAuth,
+};
 pub use connect::{connect, ServerConn};
 
 use crate::wire::WireError;

@@ -179,6 +179,10 @@ const FP_PUNCT: u8 = 6;
 const FP_OTHER: u8 = 7;
 /// Leads the stream when `standard_conforming_strings` is off.
 const FP_NONSTANDARD_STRINGS: u8 = 8;
+/// A literal or block comment running to the end of the text: sqlparser cannot tokenize
+/// such a statement, so it is classified by the crude token path, unlike the same text
+/// with the literal or comment closed (or absent).
+const FP_UNTERMINATED: u8 = 9;
 
 impl Fingerprinter {
     /// Fingerprint of a statement: same for texts that differ only in literals,
@@ -215,9 +219,17 @@ impl Fingerprinter {
             pos = t.end;
             let text = bytes.get(t.start..t.end).unwrap_or(&[]);
             let kind = match t.kind {
+                Kind::BlockComment if !t.terminated => {
+                    sink.byte(FP_UNTERMINATED);
+                    continue;
+                }
                 Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
                 Kind::Str(_) | Kind::Dollar | Kind::Number => {
-                    sink.byte(FP_LITERAL);
+                    sink.byte(if t.terminated {
+                        FP_LITERAL
+                    } else {
+                        FP_UNTERMINATED
+                    });
                     continue;
                 }
                 Kind::Word => {
@@ -321,6 +333,47 @@ pub fn redact(sql: &str, mode: Redact) -> Cow<'_, str> {
 /// [`redact`] for a session whose `standard_conforming_strings` may be off.
 pub fn redact_with(sql: &str, mode: Redact, standard_conforming_strings: bool) -> Cow<'_, str> {
     redact_impl::redact(sql, mode, standard_conforming_strings)
+}
+
+/// The statement as a lexer assuming `standard_conforming_strings` on (sqlparser's, which
+/// the token classifier uses) must see it when the session has the setting off: there,
+/// `'...'` and `N'...'` strings take backslash escapes exactly as `E'...'` strings do, so
+/// each becomes an `E'...'` string, after a space so it cannot join a preceding word.
+/// Without this, `'a\''` would end at the backslash and the rest of the statement (its
+/// tables) would read as a string. Every other byte is kept.
+pub fn with_escape_strings(sql: &str) -> Cow<'_, str> {
+    let lx = Lexer::new(sql, false);
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(t) = lx.token(lx.skip_spaces(pos)) {
+        if t.end <= pos {
+            break;
+        }
+        pos = t.end;
+        if t.kind != Kind::Str(scan::StrKind::Escape)
+            || sql
+                .as_bytes()
+                .get(t.start)
+                .is_some_and(|c| matches!(c, b'E' | b'e'))
+        {
+            continue;
+        }
+        // A string token starts at its prefix and `inner_start` is past the quote: both are
+        // ASCII positions, so the slices below are on character boundaries.
+        let (Some(before), Some(_)) = (sql.get(copied..t.start), sql.get(t.start..t.inner_start))
+        else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(" E'");
+        copied = t.inner_start;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(sql.get(copied..).unwrap_or_default());
+    Cow::Owned(out)
 }
 
 /// Whether `hay` contains `needle`, ignoring ASCII case. O(len(hay) * len(needle)) at
