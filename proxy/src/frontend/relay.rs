@@ -236,8 +236,9 @@ impl Events<'_> {
         if events.is_empty() {
             return;
         }
-        self.sink
-            .emit_statements(events, self.backpressure)
+        // Boxed: the hand-over's state is allocated per batch of events instead of being
+        // carried by the server direction's future, which lives as long as the session.
+        Box::pin(self.sink.emit_statements(events, self.backpressure))
             .await
             .wait()
             .await;

@@ -41,6 +41,7 @@ async fn a_session_future_is_small() {
     let size = std::mem::size_of_val(&fut);
     eprintln!("session future: {size} bytes");
     // A guard against regressions, at the debug build's size (release is smaller): the
-    // login and the goodbye are boxed, and the client direction carries no audit state.
-    assert!(size <= 5120, "session future is {size} bytes");
+    // login, the goodbye and each audit hand-over are boxed, and the client direction
+    // carries no audit state (6216 bytes before, 3720 after).
+    assert!(size <= 4096, "session future is {size} bytes");
 }
