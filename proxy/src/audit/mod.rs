@@ -14,6 +14,7 @@
 //!   file itself, never left with a torn line, reopened for logrotate.
 
 mod event;
+mod fate;
 mod logfile;
 mod messages;
 mod pgaudit;

@@ -21,8 +21,9 @@
 //!
 //! Noise is decided at completion: a statement that failed is never noise.
 
+use super::fate::{beyond_capture, function_call_class, seen_in_part, Extra, Fate, Pending};
 use super::messages;
-use super::registry::{placeholder, portal_parts, unknown_class, Params, Portal, Registry};
+use super::registry::{placeholder, portal_parts, Params, Portal, Registry};
 use super::roles::Roles;
 use super::shadow::SessionShadow;
 use super::statement::{Outcome, StatementEvent};
@@ -30,10 +31,10 @@ use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
 use crate::metrics::Metrics;
-use crate::sql::{Class, Classification, Object, ParsePath, Redact, Statement};
+use crate::sql::{Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Query and Parse texts are captured up to this many bytes (or `max_parse_bytes` + 1 if
@@ -43,55 +44,6 @@ const CAPTURE_MIN: usize = 1024 * 1024;
 const NAMES_CAPTURE: usize = 4096;
 /// ErrorResponse fields worth keeping.
 const ERROR_CAPTURE: usize = 4096;
-
-/// A client message still waiting for the server's reply.
-enum Pending {
-    Query {
-        id: u64,
-        pieces: Vec<Statement>,
-        /// Statements settled so far.
-        done: usize,
-        /// The text was cut at the capture limit: more statements may follow.
-        truncated: bool,
-        started: Instant,
-    },
-    /// The statement being prepared (for a Parse that fails with no Execute after it).
-    Parse(Arc<Statement>),
-    Bind,
-    Describe,
-    Close,
-    Execute {
-        id: u64,
-        portal: Option<Arc<Portal>>,
-        /// The portal's name, to find it at completion when it was not known at Execute
-        /// (the client pipelined it after the PREPARE or DECLARE that creates it).
-        name: String,
-        started: Instant,
-        /// The row limit (0: none); PortalSuspended means exactly this many rows came.
-        max_rows: u32,
-    },
-    Function {
-        id: u64,
-        oid: Option<u32>,
-        started: Instant,
-    },
-    Sync,
-}
-
-impl Pending {
-    /// Memory held for this entry, estimated: the entry and the statement texts it holds.
-    fn cost(&self) -> usize {
-        let texts = match self {
-            Pending::Query { pieces, .. } => pieces
-                .iter()
-                .map(|p| p.text.len() + std::mem::size_of::<Statement>())
-                .sum(),
-            Pending::Parse(st) => st.text.len(),
-            _ => 0,
-        };
-        std::mem::size_of::<Pending>() + texts
-    }
-}
 
 /// Per-session audit state. Shared by both relay directions behind a mutex.
 pub struct Tracker {
@@ -753,87 +705,6 @@ impl Tracker {
             self.session = Arc::new(s);
         }
     }
-}
-
-/// How a statement ended.
-struct Fate {
-    outcome: Outcome,
-    sqlstate: Option<String>,
-    error: Option<String>,
-    rows: Option<u64>,
-    started: Option<Instant>,
-    /// For a batch read through a cursor or portal: rows returned through it before this
-    /// statement, and including it.
-    batch: Option<(u64, u64)>,
-}
-
-/// What an event carries beyond its statement.
-#[derive(Default)]
-struct Extra {
-    /// Objects the classification did not know (FunctionCall's function oid).
-    objects: Vec<Object>,
-    /// The text an EXECUTE ran.
-    prepared_statement: Option<Arc<str>>,
-    /// The query of the cursor a FETCH or MOVE read.
-    cursor_query: Option<Arc<str>>,
-}
-
-impl Fate {
-    fn ok(rows: Option<u64>, started: Instant) -> Fate {
-        Fate {
-            outcome: Outcome::Ok,
-            sqlstate: None,
-            error: None,
-            rows,
-            started: Some(started),
-            batch: None,
-        }
-    }
-    fn skipped() -> Fate {
-        Fate {
-            outcome: Outcome::Skipped,
-            sqlstate: None,
-            error: None,
-            rows: None,
-            started: None,
-            batch: None,
-        }
-    }
-}
-
-/// A statement past the captured part of a very long simple query.
-/// A statement the capture cut, however short the part seen (`...; select 'x'` cut
-/// before `, * from secrets`): what follows is unseen, so nothing proves it only reads
-/// catalog state, and noise is not written by default.
-fn seen_in_part(mut s: Statement) -> Statement {
-    if s.class.noise {
-        let mut class = (*s.class).clone();
-        class.noise = false;
-        s.class = Arc::new(class);
-    }
-    s
-}
-
-fn beyond_capture(truncated: bool) -> Statement {
-    let text = if truncated {
-        "<statement beyond the captured part of the query>"
-    } else {
-        "<statement the proxy did not see>"
-    };
-    placeholder(text, unknown_class())
-}
-
-fn function_call_class() -> Arc<Classification> {
-    static FUNCTION: OnceLock<Arc<Classification>> = OnceLock::new();
-    FUNCTION
-        .get_or_init(|| {
-            Arc::new(Classification {
-                class: Class::Function,
-                command: "FUNCTION CALL".to_string(),
-                ..Classification::unknown(ParsePath::Tokens)
-            })
-        })
-        .clone()
 }
 
 #[cfg(test)]
