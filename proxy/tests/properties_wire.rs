@@ -455,7 +455,12 @@ impl ScramServer {
             .nth(2)
             .unwrap_or_default()
             .to_string();
-        let nonce = bare.rsplit("r=").next().unwrap_or_default();
+        // The r= attribute, not the text after the last "r=": the client's nonce is random
+        // printable text and may itself contain "r=".
+        let nonce = bare
+            .split(',')
+            .find_map(|a| a.strip_prefix("r="))
+            .unwrap_or_default();
         let server_first = format!("r={nonce}SRVnonce,s={},i={iterations}", b64(salt));
         ScramServer {
             salted: hi(password, salt, iterations),
