@@ -53,6 +53,20 @@ fn backends(pg: &Cluster) -> usize {
     .expect("a count")
 }
 
+/// A plaintext proxy whose startup timeout (60 s) outlasts every flood below, with the
+/// `[listen]` keys `listen` on top of `opts`.
+fn patient_proxy(pg: &Cluster, listen: &str, opts: ProxyOptions) -> Proxy {
+    Proxy::start(
+        pg,
+        ProxyOptions {
+            tls_mode: "disable",
+            startup_timeout: "60s",
+            listen: listen.into(),
+            ..opts
+        },
+    )
+}
+
 fn small_cluster() -> Cluster {
     Cluster::start(ClusterOptions {
         // Far fewer than the flood below: the flood would exhaust it if it reached the server.
@@ -83,15 +97,7 @@ fn startup_flood(port: u16, addrs: &[[u8; 4]], n: usize, user: &str) -> Vec<(Tcp
 #[test]
 fn password_mode_startup_flood_holds_no_backend() {
     let pg = small_cluster();
-    let proxy = Proxy::start(
-        &pg,
-        ProxyOptions {
-            tls_mode: "disable",
-            startup_timeout: "60s",
-            listen: "first_byte_timeout = \"60s\"".into(),
-            ..ProxyOptions::default()
-        },
-    );
+    let proxy = patient_proxy(&pg, "first_byte_timeout = \"60s\"", ProxyOptions::default());
     // 5 hosts x 20 sockets: five times the server's max_connections, for a user that does
     // not even exist. Each is asked for its password, and that is all.
     let flood = startup_flood(
@@ -130,13 +136,11 @@ fn password_mode_startup_flood_holds_no_backend() {
 #[test]
 fn passthrough_flood_holds_at_most_max_auth_conn_backends() {
     let pg = small_cluster();
-    let proxy = Proxy::start(
+    let proxy = patient_proxy(
         &pg,
+        "first_byte_timeout = \"60s\"",
         ProxyOptions {
-            tls_mode: "disable",
             auth_mode: "passthrough",
-            startup_timeout: "60s",
-            listen: "first_byte_timeout = \"60s\"".into(),
             upstream: "max_auth_conn = 4\nmax_auth_per_addr = 2".into(),
             ..ProxyOptions::default()
         },
@@ -183,16 +187,8 @@ fn passthrough_flood_holds_at_most_max_auth_conn_backends() {
 #[test]
 fn a_hoarding_address_cannot_starve_other_addresses() {
     let pg = cluster();
-    let mut proxy = Proxy::start(
-        &pg,
-        ProxyOptions {
-            tls_mode: "disable",
-            startup_timeout: "60s",
-            // Long enough that the per-address budget alone has to protect the others.
-            listen: "first_byte_timeout = \"60s\"".into(),
-            ..ProxyOptions::default()
-        },
-    );
+    // Long enough that the per-address budget alone has to protect the others.
+    let mut proxy = patient_proxy(&pg, "first_byte_timeout = \"60s\"", ProxyOptions::default());
     let mut established = raw_login(proxy.port, "trust_user", "x", "postgres");
     // 1,000 silent sockets from one address: max_startup_per_addr (64) get in and wait,
     // the rest are refused at once with 53300.
@@ -242,14 +238,10 @@ fn a_hoarding_address_cannot_starve_other_addresses() {
 #[test]
 fn silent_sockets_are_cut_and_a_full_startup_budget_spares_sessions() {
     let pg = cluster();
-    let mut proxy = Proxy::start(
+    let mut proxy = patient_proxy(
         &pg,
-        ProxyOptions {
-            tls_mode: "disable",
-            startup_timeout: "60s",
-            listen: "first_byte_timeout = \"1s\"\nmax_startup_conn = 20".into(),
-            ..ProxyOptions::default()
-        },
+        "first_byte_timeout = \"1s\"\nmax_startup_conn = 20",
+        ProxyOptions::default(),
     );
     let mut established = raw_login(proxy.port, "trust_user", "x", "postgres");
     // 30 silent sockets from 10 hosts (3 each: within the per-address budget): the global
