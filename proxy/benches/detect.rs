@@ -45,6 +45,7 @@ fn statement(user: &str, service: bool) -> AuditEvent {
             statement: st.text,
             prepared_statement: None,
             cursor_query: None,
+            uncaptured: None,
             noise: false,
             protocol: "simple",
             service,

@@ -535,3 +535,53 @@ fn backpressure_drop_counts_and_wait_loses_nothing() {
         }
     }
 }
+
+/// One simple query of 200,000 `select 1;` (1.8 MB): the statements in the 1 MiB capture
+/// are logged one by one; the rest, which the proxy never read, costs one summary event
+/// with its byte count, the statements the server ran there and an estimate, instead of
+/// one placeholder line per statement (83,491 lines and 45 MB of log before).
+#[test]
+fn huge_query_past_the_capture_is_one_summary_line() {
+    // `select 1` is tool noise: logged here so that every statement can be counted.
+    let mut proxy = start("log_noise = true");
+    let mut s = raw_login(proxy.port, "trust_user", "x", "app");
+    let n = 200_000u64;
+    let sql = "select 1;".repeat(n as usize);
+    let before = std::fs::metadata(proxy.dir.path().join("audit.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    raw_query(&mut s, &sql).expect("the huge query runs");
+    assert_eq!(raw_query(&mut s, "select 42").unwrap(), vec!["42"]);
+    let path = proxy.dir.path().join("audit.jsonl");
+    wait_until("the query's events", Duration::from_secs(60), || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("\"select 42\""))
+    });
+    let ev: Vec<Value> = proxy
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["type"] == "statement" && e["user"] == "trust_user")
+        .collect();
+    let summaries: Vec<&Value> = ev.iter().filter(|e| !e["uncaptured"].is_null()).collect();
+    assert_eq!(summaries.len(), 1, "one summary event");
+    let u = &summaries[0]["uncaptured"];
+    let run = u["statements_run"].as_u64().unwrap();
+    // The captured statements, the last one cut short by the capture.
+    let id = &summaries[0]["statement_id"];
+    let logged = ev.iter().filter(|e| &e["statement_id"] == id).count() as u64 - 1;
+    assert_eq!(logged + run, n, "every statement logged or summed: {u}");
+    let bytes = u["bytes"].as_u64().unwrap();
+    assert_eq!(bytes, sql.len() as u64 - 1024 * 1024);
+    let est = u["statements_estimate"].as_u64().unwrap();
+    assert!(est.abs_diff(run) * 100 <= run, "estimate {est} for {run}");
+    assert!(
+        !ev.iter()
+            .any(|e| e["statement"].as_str().unwrap().starts_with("<statement")),
+        "a placeholder per statement"
+    );
+    // The log grew by the captured statements' lines and one more: each uncaptured byte
+    // costs nothing.
+    let grown = std::fs::metadata(&path).unwrap().len() - before;
+    let per_line = grown / (logged + 2);
+    assert!(per_line < 1024, "{grown} bytes for {logged} lines");
+    assert_healthy(&mut proxy);
+}

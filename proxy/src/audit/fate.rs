@@ -18,6 +18,9 @@ pub(super) enum Pending {
         /// The text was cut at the capture limit: more statements may follow.
         truncated: bool,
         started: Instant,
+        /// What the server did with the part past the capture (only when `truncated`):
+        /// summed into one event, not one placeholder per statement.
+        beyond: Box<Beyond>,
     },
     /// The statement being prepared (for a Parse that fails with no Execute after it).
     Parse(Arc<Statement>),
@@ -57,6 +60,41 @@ impl Pending {
     }
 }
 
+/// The part of a simple query past the capture limit, summed up from the server's replies
+/// to it. Logged as one event when the query ends, so a query of a million statements
+/// costs the audit log one line for what the proxy could not read, not a million.
+#[derive(Default)]
+pub(super) struct Beyond {
+    /// Bytes of the query text past the capture.
+    pub(super) bytes: u64,
+    /// Statements seen in the captured part, and the captured text's length: the
+    /// estimate of how many statements the rest holds is made from them.
+    pub(super) captured_statements: u64,
+    pub(super) captured_bytes: u64,
+    /// Replies (CommandComplete or ErrorResponse) to statements past the capture.
+    pub(super) replies: u64,
+    pub(super) rows: u64,
+    /// The first reply to a statement past the capture: that part's start.
+    pub(super) started: Option<Instant>,
+    /// The error that ended the query, when it came from a statement past the capture.
+    pub(super) error: Option<(Option<String>, String)>,
+    /// A captured statement failed: the part past the capture never ran.
+    pub(super) never_ran: bool,
+}
+
+impl Beyond {
+    /// Statements the uncaptured bytes are estimated to hold, at the captured part's
+    /// average length per statement.
+    pub(super) fn estimate(&self) -> u64 {
+        if self.captured_bytes == 0 {
+            return 0;
+        }
+        let per = u128::from(self.captured_statements.max(1));
+        let est = u128::from(self.bytes) * per / u128::from(self.captured_bytes);
+        u64::try_from(est).unwrap_or(u64::MAX)
+    }
+}
+
 /// How a statement ended.
 pub(super) struct Fate {
     pub(super) outcome: Outcome,
@@ -78,6 +116,8 @@ pub(super) struct Extra {
     pub(super) prepared_statement: Option<Arc<str>>,
     /// The query of the cursor a FETCH or MOVE read.
     pub(super) cursor_query: Option<Arc<str>>,
+    /// For the summary of a query's uncaptured part.
+    pub(super) uncaptured: Option<super::statement::Uncaptured>,
 }
 
 impl Fate {
@@ -115,14 +155,21 @@ pub(super) fn seen_in_part(mut s: Statement) -> Statement {
     s
 }
 
-/// A statement past the captured part of a very long simple query.
-pub(super) fn beyond_capture(truncated: bool) -> Statement {
-    let text = if truncated {
-        "<statement beyond the captured part of the query>"
-    } else {
-        "<statement the proxy did not see>"
-    };
-    placeholder(text, unknown_class())
+/// A reply to a statement the proxy did not see (more replies than statements split:
+/// the splitter and the server disagree).
+pub(super) fn unseen() -> Statement {
+    placeholder("<statement the proxy did not see>", unknown_class())
+}
+
+/// The statement of the event that sums up the part of a query past the capture.
+pub(super) fn beyond_capture(b: &Beyond) -> Statement {
+    let text = format!(
+        "<{} bytes past the captured part of the query: {} statements run, about {} in all>",
+        b.bytes,
+        b.replies,
+        b.estimate()
+    );
+    placeholder(&text, unknown_class())
 }
 
 pub(super) fn function_call_class() -> Arc<Classification> {

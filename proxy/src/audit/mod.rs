@@ -30,7 +30,7 @@ pub use event::{
     SessionInfo,
 };
 pub use pgaudit::write as write_pgaudit;
-pub use statement::{Outcome, StatementEvent};
+pub use statement::{Outcome, StatementEvent, Uncaptured};
 pub use tracker::Tracker;
 pub use writer::{AuditSink, AuditWriter, Durable, WriterOptions};
 

@@ -42,6 +42,8 @@ pub struct StatementEvent {
     /// For a `FETCH` or `MOVE`: the redacted query of its cursor (whose classification
     /// the event carries).
     pub cursor_query: Option<Arc<str>>,
+    /// For the one event summing up the part of a simple query past the capture limit.
+    pub uncaptured: Option<Uncaptured>,
     /// Catalog noise: the classification says so and the statement did not fail.
     pub noise: bool,
     /// `simple`, `extended` or `function_call`.
@@ -68,6 +70,18 @@ pub struct StatementEvent {
     pub parameters: Option<Arc<[String]>>,
 }
 
+/// The part of a simple query past the capture limit, summed up in one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Uncaptured {
+    /// Bytes of query text the proxy did not read into its capture.
+    pub bytes: u64,
+    /// Statements there the server answered (CommandComplete or an error): exact.
+    pub statements_run: u64,
+    /// Statements the bytes are estimated to hold, at the captured part's average length
+    /// (never fewer than `statements_run`).
+    pub statements_estimate: u64,
+}
+
 #[derive(Serialize)]
 struct Fields<'a> {
     statement_id: u64,
@@ -80,6 +94,8 @@ struct Fields<'a> {
     prepared_statement: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor_query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uncaptured: Option<Uncaptured>,
     protocol: &'static str,
     parse: ParsePath,
     user_kind: &'static str,
@@ -131,6 +147,7 @@ impl StatementEvent {
             statement: &self.statement,
             prepared_statement: self.prepared_statement.as_deref(),
             cursor_query: self.cursor_query.as_deref(),
+            uncaptured: self.uncaptured,
             protocol: self.protocol,
             parse: self.class.parse,
             user_kind: self.user_kind(),

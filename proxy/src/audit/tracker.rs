@@ -21,12 +21,14 @@
 //!
 //! Noise is decided at completion: a statement that failed is never noise.
 
-use super::fate::{beyond_capture, function_call_class, seen_in_part, Extra, Fate, Pending};
+use super::fate::{
+    beyond_capture, function_call_class, seen_in_part, unseen, Beyond, Extra, Fate, Pending,
+};
 use super::messages;
 use super::registry::{placeholder, portal_parts, Params, Portal, Registry};
 use super::roles::Roles;
 use super::shadow::SessionShadow;
-use super::statement::{Outcome, StatementEvent};
+use super::statement::{Outcome, StatementEvent, Uncaptured};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
@@ -66,6 +68,8 @@ pub struct Tracker {
     scs: bool,
     /// Whether a noise verdict resting on an unqualified name holds in this session.
     shadow: SessionShadow,
+    /// The body length of the Query frame being read (its head may be all that is seen).
+    query_len: usize,
 }
 
 impl Tracker {
@@ -101,6 +105,7 @@ impl Tracker {
             roles: Roles::default(),
             scs: true,
             shadow: SessionShadow::unknown(),
+            query_len: 0,
         }
     }
 
@@ -122,7 +127,11 @@ impl Tracker {
     /// How many body bytes of a client frame the tracker needs.
     pub fn client_wants(&mut self, tag: u8, len: usize) -> usize {
         let want = match tag {
-            b'Q' | b'P' => self.capture,
+            b'Q' => {
+                self.query_len = len;
+                self.capture
+            }
+            b'P' => self.capture,
             b'B' if self.config.file.audit.log_parameters => self.capture,
             b'B' | b'E' | b'C' => NAMES_CAPTURE,
             b'F' => 4,
@@ -253,10 +262,15 @@ impl Tracker {
             self.count_classified(p);
             self.shadow.sent(p);
         }
+        let mut beyond = Box::<Beyond>::default();
         if truncated {
             if let Some(last) = pieces.pop() {
                 pieces.push(seen_in_part(last));
             }
+            // The text's bytes: the rest of the frame but its NUL terminator.
+            beyond.bytes = self.query_len.saturating_sub(body.len() + 1) as u64;
+            beyond.captured_bytes = body.len() as u64;
+            beyond.captured_statements = pieces.len() as u64;
         }
         let id = self.take_id();
         self.push(Pending::Query {
@@ -265,6 +279,7 @@ impl Tracker {
             done: 0,
             truncated,
             started: Instant::now(),
+            beyond,
         });
     }
 
@@ -350,6 +365,7 @@ impl Tracker {
             done,
             truncated,
             started,
+            ..
         }) = self.queue.front_mut()
         else {
             return None;
@@ -357,12 +373,64 @@ impl Tracker {
         if !belongs(pieces.len(), *done, *truncated) {
             return None;
         }
-        let st = pieces
-            .get(*done)
-            .cloned()
-            .unwrap_or_else(|| beyond_capture(*truncated));
+        let st = pieces.get(*done).cloned().unwrap_or_else(unseen);
         *done += 1;
         Some((*id, *done, st, *started))
+    }
+
+    /// The summary of the part past the capture, when the reply at hand belongs to it: the
+    /// query at the front was cut and all its captured statements are settled.
+    fn beyond_reply(&mut self) -> Option<&mut Beyond> {
+        match self.queue.front_mut() {
+            Some(Pending::Query {
+                pieces,
+                done,
+                truncated: true,
+                beyond,
+                ..
+            }) if *done >= pieces.len() => {
+                beyond.replies = beyond.replies.saturating_add(1);
+                beyond.started.get_or_insert_with(Instant::now);
+                Some(beyond)
+            }
+            _ => None,
+        }
+    }
+
+    /// Logs the summary of a cut query's uncaptured part, once, when the query ends.
+    fn finish_beyond(&mut self, id: u64, sub: usize, b: &Beyond, abandoned: bool) {
+        let (outcome, sqlstate, error) = match (&b.error, abandoned) {
+            (Some((code, msg)), _) => (Outcome::Error, code.clone(), Some(msg.clone())),
+            (None, true) => (
+                Outcome::Error,
+                None,
+                Some("no reply: the session ended first".to_string()),
+            ),
+            (None, false) if b.never_ran => (Outcome::Skipped, None, None),
+            (None, false) => (Outcome::Ok, None, None),
+        };
+        // Nothing past the capture got a reply of its own: those bytes were the rest of
+        // the last captured statement, whose event is written already.
+        if outcome == Outcome::Ok && b.replies == 0 {
+            return;
+        }
+        let fate = Fate {
+            outcome,
+            sqlstate,
+            error,
+            rows: (b.replies > 0).then_some(b.rows),
+            started: b.started,
+            batch: None,
+        };
+        let extra = Extra {
+            uncaptured: Some(Uncaptured {
+                bytes: b.bytes,
+                statements_run: b.replies,
+                statements_estimate: b.estimate().max(b.replies),
+            }),
+            ..Extra::default()
+        };
+        self.emit(id, sub, beyond_capture(b), extra, "simple", None, fate);
     }
 
     /// CommandComplete (`tag`), EmptyQueryResponse (`empty`), PortalSuspended or
@@ -370,6 +438,10 @@ impl Tracker {
     fn complete(&mut self, tag: Option<&[u8]>, empty: bool) {
         self.skip_to_command();
         let rows = tag.and_then(messages::rows);
+        if let Some(b) = self.beyond_reply() {
+            b.rows = b.rows.saturating_add(rows.unwrap_or(0));
+            return;
+        }
         let tag_word = tag.and_then(|t| t.split(|&b| b == 0 || b == b' ').next());
         match self.queue.front() {
             Some(Pending::Query { .. }) => {
@@ -428,8 +500,13 @@ impl Tracker {
             started: Some(started),
             batch: None,
         };
-        match self.queue.front() {
-            Some(Pending::Query { .. }) => {
+        if let Some(b) = self.beyond_reply() {
+            b.error = Some((e.sqlstate.clone(), e.message.clone()));
+            return;
+        }
+        match self.queue.front_mut() {
+            Some(Pending::Query { beyond, .. }) => {
+                beyond.never_ran = true;
                 // An error after the last statement (a failed implicit COMMIT) belongs to
                 // no statement of its own.
                 let Some((id, n, st, started)) =
@@ -505,11 +582,16 @@ impl Tracker {
                     id,
                     pieces,
                     done,
-                    truncated: _,
-                    started: _,
+                    truncated,
+                    beyond,
+                    ..
                 } => {
+                    let n = pieces.len();
                     for (i, st) in pieces.into_iter().enumerate().skip(done) {
                         self.finish(id, i + 1, st, "simple", None, Fate::skipped());
+                    }
+                    if truncated {
+                        self.finish_beyond(id, n + 1, &beyond, false);
                     }
                     break;
                 }
@@ -547,8 +629,10 @@ impl Tracker {
                     pieces,
                     done,
                     started,
-                    ..
+                    truncated,
+                    mut beyond,
                 } => {
+                    let n = pieces.len();
                     for (i, st) in pieces.into_iter().enumerate().skip(done) {
                         let f = if i == done {
                             fate(Some(started))
@@ -556,6 +640,12 @@ impl Tracker {
                             Fate::skipped()
                         };
                         self.finish(id, i + 1, st, "simple", None, f);
+                    }
+                    if truncated {
+                        // The part past the capture never started if a captured statement
+                        // was still waiting.
+                        beyond.never_ran |= done < n;
+                        self.finish_beyond(id, n + 1, &beyond, done >= n);
                     }
                 }
                 Pending::Execute {
@@ -626,9 +716,9 @@ impl Tracker {
             fate.batch = r.batch;
         }
         let extra = Extra {
-            objects: Vec::new(),
             prepared_statement: r.prepared_statement,
             cursor_query: r.cursor_query,
+            ..Extra::default()
         };
         self.emit(id, sub, r.statement, extra, protocol, params, fate);
     }
@@ -673,6 +763,7 @@ impl Tracker {
             statement: st.text,
             prepared_statement: extra.prepared_statement,
             cursor_query: extra.cursor_query,
+            uncaptured: extra.uncaptured,
             noise,
             protocol,
             service: self.service,

@@ -281,3 +281,107 @@ fn parse_cut_at_the_capture_is_not_noise() {
     assert_eq!(ev.len(), 1);
     assert!(!ev[0].class.noise, "a cut statement judged as noise");
 }
+
+/// A Query of `n` copies of `select 1;` (9 bytes each), as its body.
+fn many_selects(n: usize) -> Vec<u8> {
+    let mut body = "select 1;".repeat(n).into_bytes();
+    body.push(0);
+    body
+}
+
+/// The statements of a huge simple query past the capture are summed into one event with
+/// their byte count, the statements the server ran there, and an estimate; not logged one
+/// placeholder each (a cheap way to fill the audit volume).
+#[test]
+fn query_past_the_capture_is_one_summary_event() {
+    let mut t = tracker("");
+    let n = 200_000;
+    let body = many_selects(n);
+    client(&mut t, b'Q', &body);
+    for _ in 0..n {
+        server(&mut t, b'C', b"SELECT 1\0");
+    }
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    let summary: Vec<_> = ev.iter().filter(|e| e.uncaptured.is_some()).collect();
+    assert_eq!(summary.len(), 1, "one summary event");
+    let u = summary[0].uncaptured.unwrap();
+    let captured = ev.len() - 1;
+    assert_eq!(captured as u64 + u.statements_run, n as u64);
+    assert_eq!(u.bytes, (body.len() - 1 - CAPTURE_MIN) as u64);
+    let est = u.statements_estimate as f64;
+    assert!((est / u.statements_run as f64 - 1.0).abs() < 0.01, "{u:?}");
+    assert_eq!(summary[0].outcome, Outcome::Ok);
+    assert_eq!(summary[0].rows, Some(u.statements_run));
+    assert!(ev.iter().all(|e| !e.statement.contains("did not see")));
+}
+
+/// A failure past the capture is the summary's; the statements after it never ran.
+#[test]
+fn error_past_the_capture_fails_the_summary() {
+    let mut t = tracker("");
+    client(&mut t, b'Q', &many_selects(150_000));
+    let captured = CAPTURE_MIN / 9 + 1;
+    for _ in 0..captured + 10 {
+        server(&mut t, b'C', b"SELECT 1\0");
+    }
+    server(&mut t, b'E', b"SERROR\0C22012\0Mdivision by zero\0\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    let s = ev.last().unwrap();
+    let u = s.uncaptured.expect("summary last");
+    assert_eq!(u.statements_run, 11, "{u:?}");
+    assert_eq!(s.outcome, Outcome::Error);
+    assert_eq!(s.sqlstate.as_deref(), Some("22012"));
+    assert_eq!(ev.iter().filter(|e| e.uncaptured.is_some()).count(), 1);
+}
+
+/// A failure in the captured part: the part past the capture never ran, and says so.
+#[test]
+fn error_before_the_capture_ends_skips_the_summary() {
+    let mut t = tracker("");
+    client(&mut t, b'Q', &many_selects(150_000));
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'E', b"SERROR\0C22012\0Mdivision by zero\0\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    let s = ev.last().unwrap();
+    let u = s.uncaptured.expect("summary last");
+    assert_eq!(s.outcome, Outcome::Skipped);
+    assert_eq!(u.statements_run, 0);
+    assert!((33_000..34_000).contains(&u.statements_estimate), "{u:?}");
+    assert_eq!(ev[1].outcome, Outcome::Error);
+    assert!(ev[2..ev.len() - 1]
+        .iter()
+        .all(|e| e.outcome == Outcome::Skipped));
+}
+
+/// The session ends while the part past the capture runs: its fate is unknown.
+#[test]
+fn session_ending_past_the_capture_logs_the_summary() {
+    let mut t = tracker("");
+    client(&mut t, b'Q', &many_selects(150_000));
+    for _ in 0..CAPTURE_MIN / 9 + 5 {
+        server(&mut t, b'C', b"SELECT 1\0");
+    }
+    t.abandon();
+    let ev = statements(&mut t);
+    let s = ev.last().unwrap();
+    assert_eq!(s.uncaptured.unwrap().statements_run, 4);
+    assert_eq!(s.outcome, Outcome::Error);
+    assert!(s.error.as_deref().unwrap().contains("no reply"));
+}
+
+/// One statement longer than the capture: its own event covers it, no summary.
+#[test]
+fn one_long_statement_needs_no_summary() {
+    let mut t = tracker("");
+    let mut body = format!("select length('{}')", "a".repeat(2 * CAPTURE_MIN)).into_bytes();
+    body.push(0);
+    client(&mut t, b'Q', &body);
+    server(&mut t, b'C', b"SELECT 1\0");
+    server(&mut t, b'Z', b"I");
+    let ev = statements(&mut t);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].uncaptured.is_none());
+}

@@ -183,6 +183,7 @@ mod tests {
             statement: st.text,
             prepared_statement: None,
             cursor_query: None,
+            uncaptured: None,
             noise: false,
             protocol: "simple",
             service: false,
