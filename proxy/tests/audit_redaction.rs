@@ -398,6 +398,97 @@ async fn literals_are_redacted_on_request() {
     }
 }
 
+/// With `log_parameters = true`, Bind parameters carrying secrets are redacted as the
+/// same text inline would be: a dblink connection string or URI with a password (sent by
+/// tokio-postgres in binary format, which would otherwise be logged as hex: still the
+/// password), JSON with a password key, and a parameter bound where a password goes
+/// (`set_config('app.password', $1, ...)`). Other parameters are logged as sent, and with
+/// `redact = "literals"` none is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_parameters_carrying_passwords_are_redacted() {
+    for audit in [
+        "log_parameters = true\n",
+        "log_parameters = true\nredact = \"literals\"\n",
+    ] {
+        let literals = audit.contains("literals");
+        let proxy = tokio::task::spawn_blocking(move || {
+            Proxy::start(
+                pg(),
+                ProxyOptions {
+                    audit: audit.into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .expect("proxy");
+        let client = connect(&proxy, "redaction_bind").await;
+        let conninfo = "hostaddr=127.0.0.1 port=1 user=x password=Bind-Secret-1 dbname=app";
+        let err = client
+            .query("select dblink_connect($1)", &[&conninfo])
+            .await
+            .expect_err("nothing listens on port 1");
+        assert_eq!(err.code().map(|c| c.code()), Some("08001"), "{err}");
+        let uri = "postgresql://x:Bind-Secret-2@127.0.0.1:1/app";
+        let json = serde_json::json!({"user": "x", "password": "Bind-Secret-3"});
+        let rows = client
+            .query(
+                "select $1::text, $2::text::jsonb, set_config('app.password', $3, false), $4::text",
+                &[&uri, &json.to_string(), &"Bind-Secret-4", &"Bind-visible-5"],
+            )
+            .await
+            .expect("query");
+        assert_eq!(rows[0].get::<_, String>(2), "Bind-Secret-4");
+        drop(client);
+        let log = tokio::task::block_in_place(|| {
+            wait_log(&proxy, "the statement events", |raw| {
+                raw.contains("\"session_end\"")
+                    && raw.contains("set_config")
+                    && raw.contains("dblink_connect")
+            })
+        });
+        for secret in [
+            "Bind-Secret-1",
+            "Bind-Secret-2",
+            "Bind-Secret-3",
+            "Bind-Secret-4",
+        ] {
+            assert!(!log.contains(secret), "{secret:?} in the audit log:\n{log}");
+        }
+        let ev = statement_events(&proxy);
+        let params = |needle: &str| -> Vec<String> {
+            let e = ev
+                .iter()
+                .find(|e| e["statement"].as_str().is_some_and(|s| s.contains(needle)))
+                .unwrap_or_else(|| panic!("no event for {needle}: {ev:#?}"));
+            e["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no parameters: {e}"))
+                .iter()
+                .map(|p| p.as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        let p = params("set_config");
+        if literals {
+            assert!(p.iter().all(|v| v == "?"), "{p:?}");
+            continue;
+        }
+        assert_eq!(
+            params("dblink_connect"),
+            vec![conninfo.replace("Bind-Secret-1", "***")]
+        );
+        assert_eq!(p[0], uri.replace("Bind-Secret-2", "***"));
+        assert!(p[1].contains("\"user\"") && p[1].contains("***"), "{p:?}");
+        assert_eq!(p[2], "***");
+        // tokio-postgres sends text in binary format: logged as hex, unaltered.
+        let hex: String = "Bind-visible-5"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(p[3], format!("\\x{hex}"), "a plain parameter altered");
+    }
+}
+
 #[test]
 fn classify_cli_redacts_passwords() {
     // One run per case: the unparsable case's open parenthesis would swallow what follows

@@ -109,6 +109,25 @@ pub fn bind(body: &[u8], max: Option<usize>) -> (String, String, Option<Vec<Stri
 
 fn render_param(value: &[u8], binary: bool, max: usize) -> String {
     let cut = &value[..value.len().min(max)];
+    // A connection string or URI with a password inside, in either format (a binary
+    // `text` parameter is its UTF-8 bytes: hex would only hide it from a casual reader),
+    // is written as redacted text.
+    let as_text = if binary {
+        std::str::from_utf8(cut)
+            .ok()
+            .map(std::borrow::Cow::Borrowed)
+    } else {
+        Some(String::from_utf8_lossy(cut))
+    };
+    if let Some(std::borrow::Cow::Owned(redacted)) =
+        as_text.as_deref().map(crate::sql::lex::redact_parameter)
+    {
+        let mut out = redacted;
+        if value.len() > max {
+            out.push_str("...");
+        }
+        return out;
+    }
     let mut out = if binary {
         let mut s = String::with_capacity(2 + cut.len() * 2);
         s.push_str("\\x");

@@ -317,9 +317,28 @@ impl Tracker {
             .log_parameters
             .then_some(audit.log_parameter_max_bytes);
         let (portal, statement, params) = messages::bind(body, max);
-        self.registry
-            .bind(portal, &statement, params.map(Arc::from));
+        let params = params.map(|p| Arc::from(self.redact_params(&statement, p)));
+        self.registry.bind(portal, &statement, params);
         self.push(Pending::Bind);
+    }
+
+    /// Bind parameters as they may be logged: with `redact = "literals"` none is shown;
+    /// otherwise those the statement binds where a password goes become `***` (values
+    /// holding `password=...` or a URI password were redacted as they were read).
+    fn redact_params(&self, statement: &str, mut params: Vec<String>) -> Vec<String> {
+        if self.config.file.audit.redact == Redact::Literals {
+            params.iter_mut().for_each(|p| *p = "?".to_string());
+            return params;
+        }
+        if let Some(st) = self.registry.statement(statement) {
+            for n in crate::sql::lex::secret_params(&st.text, self.scs) {
+                let i = usize::try_from(n).unwrap_or(usize::MAX).wrapping_sub(1);
+                if let Some(p) = params.get_mut(i) {
+                    *p = "***".to_string();
+                }
+            }
+        }
+        params
     }
 
     fn on_execute(&mut self, body: &[u8]) {

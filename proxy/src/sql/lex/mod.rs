@@ -330,6 +330,18 @@ pub fn redact(sql: &str, mode: Redact) -> Cow<'_, str> {
     redact_impl::redact(sql, mode, true)
 }
 
+/// The numbers of the parameters (`$n`) a statement binds where a password goes
+/// (`PASSWORD $1`, `set_config('app.password', $1, false)`): their values are secrets.
+pub fn secret_params(sql: &str, standard_conforming_strings: bool) -> Vec<u32> {
+    redact_impl::secret_params(sql, standard_conforming_strings)
+}
+
+/// A Bind parameter's value as it may be logged: `password=...` inside it (a dblink
+/// connection string, JSON, options) and a URI's password become `***`.
+pub fn redact_parameter(value: &str) -> Cow<'_, str> {
+    redact_impl::redact_value(value)
+}
+
 /// [`redact`] for a session whose `standard_conforming_strings` may be off.
 pub fn redact_with(sql: &str, mode: Redact, standard_conforming_strings: bool) -> Cow<'_, str> {
     redact_impl::redact(sql, mode, standard_conforming_strings)

@@ -46,11 +46,43 @@ pub(super) fn redact(sql: &str, mode: Redact, scs: bool) -> Cow<'_, str> {
         return Cow::Borrowed(sql);
     }
     let mut edits = Vec::new();
-    collect(sql, mode == Redact::Literals, scs, &mut edits);
+    collect(
+        sql,
+        mode == Redact::Literals,
+        scs,
+        &mut edits,
+        &mut Vec::new(),
+    );
     if edits.is_empty() {
         Cow::Borrowed(sql)
     } else {
         Cow::Owned(apply(sql, edits))
+    }
+}
+
+/// The parameters (`$n`, numbered from 1) that stand where the rules above expect a
+/// password value: `PASSWORD $1`, `password => $2`, `set_config('app.password', $1, ...)`,
+/// `OPTIONS (password $1)`. Their Bind values must be redacted like a literal there.
+pub(super) fn secret_params(sql: &str, scs: bool) -> Vec<u32> {
+    let mut params = Vec::new();
+    if contains_ignore_ascii_case(sql, "password") {
+        collect(sql, false, scs, &mut Vec::new(), &mut params);
+    }
+    params
+}
+
+/// A parameter's value with the in-literal rules applied: `password=...` (conninfo,
+/// JSON, options) and a URI's `user:secret@` become `***`.
+pub(super) fn redact_value(value: &str) -> Cow<'_, str> {
+    if !contains_ignore_ascii_case(value, "password") && !value.contains("://") {
+        return Cow::Borrowed(value);
+    }
+    let mut edits = Vec::new();
+    in_string(value, 0..value.len(), Quoting::Raw, &mut edits);
+    if edits.is_empty() {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(apply(value, edits))
     }
 }
 
@@ -102,7 +134,7 @@ struct Frame {
     pw: Pw,
 }
 
-fn collect(sql: &str, literals: bool, scs: bool, edits: &mut Vec<Edit>) {
+fn collect(sql: &str, literals: bool, scs: bool, edits: &mut Vec<Edit>, params: &mut Vec<u32>) {
     let mut outer: Vec<Frame> = Vec::new();
     let mut f = Frame {
         pos: 0,
@@ -229,7 +261,15 @@ fn collect(sql: &str, literals: bool, scs: bool, edits: &mut Vec<Edit>) {
                     push(edits, t.start..f.pos, "***");
                 }
             }
-            Kind::Param => {}
+            Kind::Param => {
+                if pw.expects_value() {
+                    let n = std::str::from_utf8(tok.get(1..).unwrap_or_default())
+                        .ok()
+                        .and_then(|d| d.parse::<u32>().ok());
+                    params.extend(n);
+                    f.pw = Pw::AfterValue;
+                }
+            }
         }
     }
 }

@@ -295,3 +295,37 @@ fn literals_mode_replaces_every_literal() {
     assert_eq!(lit("select 'unterminated"), "select ?");
     assert_eq!(lit("select t1.c2 from t3"), "select t1.c2 from t3");
 }
+
+#[test]
+fn parameters_in_password_positions_are_found() {
+    let cases: [(&str, &[u32]); 7] = [
+        ("ALTER ROLE r PASSWORD $1", &[1]),
+        (
+            "select set_config('app.password', $2, false) where x = $1",
+            &[2],
+        ),
+        (
+            "CREATE USER MAPPING FOR u SERVER s OPTIONS (user $1, password $2)",
+            &[2],
+        ),
+        ("select f(password => $3)", &[3]),
+        ("select $1::text, $2", &[]),
+        ("update t set v = $1 where id = $2", &[]),
+        ("select dblink_connect($1)", &[]),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(super::secret_params(sql, true), want, "{sql}");
+    }
+}
+
+#[test]
+fn parameter_values_lose_their_passwords() {
+    let r = |v: &str| super::redact_parameter(v).into_owned();
+    assert_eq!(
+        r("host=h password=s3 dbname=d"),
+        "host=h password=*** dbname=d"
+    );
+    assert_eq!(r("postgresql://u:s3@h/d"), "postgresql://u:***@h/d");
+    assert_eq!(r("{\"password\": \"s3\"}"), "{\"password\": \"***\"}");
+    assert_eq!(r("plain value"), "plain value");
+}
