@@ -77,6 +77,12 @@ struct Cli {
     /// pgbench scale factor for `pgbench -i`.
     #[arg(long, default_value_t = 10)]
     scale: u32,
+    /// Client counts to run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u32, 16])]
+    clients: Vec<u32>,
+    /// Protocols to run: simple, extended (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values = ["simple", "extended"], value_parser = ["simple", "extended"])]
+    protocols: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -335,8 +341,15 @@ fn bench_phase(
     let plan = Plan {
         rounds: cli.rounds,
         duration_secs: duration,
-        clients: vec![1, 16],
-        protocols: vec![Protocol::Simple, Protocol::Extended],
+        clients: cli.clients.clone(),
+        protocols: cli
+            .protocols
+            .iter()
+            .map(|p| match p.as_str() {
+                "extended" => Protocol::Extended,
+                _ => Protocol::Simple,
+            })
+            .collect(),
     };
     let per_config = configs.first().map_or(0, |c| c.1.len());
     let runs = plan.runs(configs.len(), per_config);

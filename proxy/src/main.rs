@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use pgvigil::audit::{AuditWriter, WriterOptions};
 use pgvigil::detect::Detector;
+use pgvigil::frontend::threads::SessionThreads;
 use pgvigil::frontend::{listener, Shared};
 use pgvigil::sinks::deliver::Alerting;
 use pgvigil::sinks::outbox::OutboxWriter;
@@ -235,7 +236,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
+    // The main runtime runs the accept loop, signals, metrics and alert delivery; the
+    // sessions run on their own threads (frontend/threads.rs).
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -294,7 +298,12 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
             detector.sweep();
         }
     });
-    listener::serve(shared.clone(), listener, stop_rx).await;
+    let threads = SessionThreads::start(shared.config().file.listen.threads)
+        .map_err(|e| format!("cannot start the session threads: {e}"))?;
+    listener::serve(shared.clone(), listener, stop_rx, &threads).await;
+    // Sessions are over (or were closed): their threads end, dropping nothing but idle
+    // event loops.
+    tokio::task::block_in_place(|| threads.stop());
     signals.abort();
     sweeper.abort();
     alerting.stop();

@@ -93,11 +93,12 @@ impl LogFile {
         }
     }
 
-    /// Forces what was written to disk.
-    pub fn sync(&mut self) -> std::io::Result<()> {
+    /// A second handle on the file, to fsync it without holding whatever guards this one
+    /// (`None` for standard output).
+    pub fn sync_handle(&self) -> Option<File> {
         match self {
-            LogFile::File { file, .. } => file.sync_data(),
-            LogFile::Stdout => Ok(()),
+            LogFile::File { file, .. } => file.try_clone().ok(),
+            LogFile::Stdout => None,
         }
     }
 }

@@ -10,6 +10,13 @@
 //! writer commits in groups: it takes whatever has queued, writes it in one call (and syncs
 //! once), then releases every session waiting on that batch.
 //!
+//! With `written` (the default) there is no queue at all: the session serialises its events
+//! and appends them itself, under a lock, before it passes the result on. A write to the
+//! page cache costs a few microseconds; handing each event to a thread and waiting for
+//! its answer cost two cross-thread wake-ups per transaction, the largest part of the
+//! proxy's CPU time per transaction when measured. The thread then only reopens the file
+//! and forces it to disk every second.
+//!
 //! Every event is counted once, as `written`, `failed` (its write failed; the file is cut
 //! back so no line is torn) or `dropped` (`on_backpressure = "drop"` with a full queue).
 
@@ -18,7 +25,8 @@ use super::{AuditError, AuditEvent};
 use crate::config::{AuditFormat, Backpressure, Durability};
 use crate::detect::Detector;
 use crate::metrics::Metrics;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,6 +66,73 @@ pub struct AuditSink {
     metrics: Arc<Metrics>,
     detector: Arc<Detector>,
     durability: Durability,
+    /// With `written`: the file, appended to by the sessions themselves.
+    inline: Option<Arc<Inline>>,
+}
+
+/// The log file shared by the sessions (`written`) and the writer thread.
+struct Inline {
+    out: Arc<Mutex<LogFile>>,
+    format: AuditFormat,
+    /// Written since the last fsync.
+    dirty: Arc<AtomicBool>,
+}
+
+/// The log file's lock. A panic while holding it cannot tear a line (appends are whole or
+/// cut back), so a poisoned lock is used as is.
+fn lock(m: &Mutex<LogFile>) -> MutexGuard<'_, LogFile> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inline {
+    /// Serialises and appends `events` (those the log wants) in one write.
+    fn write(&self, events: impl IntoIterator<Item = AuditEvent>, metrics: &Metrics) {
+        let mut buf = Vec::with_capacity(1024);
+        let mut n = 0u64;
+        for event in events {
+            if !event_logged(&event) {
+                continue;
+            }
+            let mark = buf.len();
+            if let Err(err) = serialise(&event, self.format, &mut buf) {
+                buf.truncate(mark);
+                metrics.audit_failed.increment(1);
+                tracing::error!(error = %err, "cannot serialise an audit event");
+            } else {
+                n += 1;
+            }
+        }
+        if buf.is_empty() {
+            return;
+        }
+        let result = lock(&self.out).append(&buf);
+        match result {
+            Ok(()) => {
+                metrics.audit_written.increment(n);
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                metrics.audit_write_errors.increment(1);
+                metrics.audit_failed.increment(n);
+                tracing::error!(error = %e, events = n, "audit log write failed; events lost");
+            }
+        }
+    }
+}
+
+/// Whether the log wants the event (statements kept for the detector alone are not).
+fn event_logged(event: &AuditEvent) -> bool {
+    match event {
+        AuditEvent::Statement { statement, .. } => statement.logged,
+        _ => true,
+    }
+}
+
+fn serialise(event: &AuditEvent, format: AuditFormat, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+    match format {
+        AuditFormat::Json => event.write_json(buf),
+        AuditFormat::Pgaudit => super::pgaudit::write(event, buf),
+    }
 }
 
 impl AuditSink {
@@ -65,6 +140,10 @@ impl AuditSink {
     /// lifecycle events always wait: they are few and a trail without them is unreadable.
     pub async fn emit(&self, event: AuditEvent) {
         self.detector.observe(&event, event.session().service);
+        if let Some(inline) = &self.inline {
+            inline.write([event], &self.metrics);
+            return;
+        }
         self.queue(event, None).await
     }
 
@@ -86,6 +165,13 @@ impl AuditSink {
     /// on before their results may reach the client: the last one's durability stands for
     /// all, as one writer writes them in queue order.
     pub async fn emit_statements(&self, events: Vec<AuditEvent>, policy: Backpressure) -> Durable {
+        if let Some(inline) = &self.inline {
+            for e in &events {
+                self.detector.observe(e, e.session().service);
+            }
+            inline.write(events, &self.metrics);
+            return Durable(None);
+        }
         let mut rx = None;
         let last_logged = events.iter().rposition(|e| match e {
             AuditEvent::Statement { statement, .. } => statement.logged,
@@ -111,10 +197,12 @@ impl AuditSink {
         ack: Option<oneshot::Sender<()>>,
     ) {
         self.detector.observe(&event, event.session().service);
-        if let AuditEvent::Statement { statement, .. } = &event {
-            if !statement.logged {
-                return;
-            }
+        if !event_logged(&event) {
+            return;
+        }
+        if let Some(inline) = &self.inline {
+            inline.write([event], &self.metrics);
+            return;
         }
         match policy {
             Backpressure::Wait => self.queue(event, ack).await,
@@ -176,13 +264,22 @@ impl AuditWriter {
             path: opts.log.to_string(),
             source,
         })?;
+        let out = Arc::new(Mutex::new(out));
         let (tx, rx) = mpsc::channel(opts.capacity.max(1));
         let (format, durability) = (opts.format, opts.durability);
+        let inline = (durability == Durability::Written).then(|| {
+            Arc::new(Inline {
+                out: out.clone(),
+                format,
+                dirty: Arc::new(AtomicBool::new(false)),
+            })
+        });
+        let inline_dirty = inline.as_ref().map(|i| i.dirty.clone());
         let thread = std::thread::Builder::new()
             .name("pgvigil-audit".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || run(rx, out, format, durability, metrics)
+                move || run(rx, out, inline_dirty, format, durability, metrics)
             })
             .map_err(|source| AuditError::Open {
                 path: opts.log.to_string(),
@@ -194,6 +291,7 @@ impl AuditWriter {
                 metrics,
                 detector,
                 durability,
+                inline,
             },
             AuditWriter {
                 thread: Some(thread),
@@ -221,7 +319,8 @@ struct Batch {
 
 fn run(
     mut rx: mpsc::Receiver<Item>,
-    mut out: LogFile,
+    out: Arc<Mutex<LogFile>>,
+    inline_dirty: Option<Arc<AtomicBool>>,
     format: AuditFormat,
     durability: Durability,
     metrics: Arc<Metrics>,
@@ -244,8 +343,12 @@ fn run(
     let mut last_sync = Instant::now();
     let mut dirty = false;
     loop {
+        // Sessions that write for themselves leave the periodic fsync to this thread.
+        dirty |= inline_dirty
+            .as_ref()
+            .is_some_and(|d| d.swap(false, Ordering::Relaxed));
         // Wait for the next item, but wake up to honour the fsync interval.
-        let first = if let (true, Some(rt)) = (dirty, &rt) {
+        let first = if let (true, Some(rt)) = (dirty || inline_dirty.is_some(), &rt) {
             match recv_until(rt, &mut rx, last_sync + FSYNC_EVERY) {
                 Recv::Item(i) => Some(i),
                 Recv::Timeout => None,
@@ -270,11 +373,7 @@ fn run(
                 match item {
                     Item::Event { event, ack } => {
                         let mark = batch.buf.len();
-                        let written = match format {
-                            AuditFormat::Json => event.write_json(&mut batch.buf),
-                            AuditFormat::Pgaudit => super::pgaudit::write(&event, &mut batch.buf),
-                        };
-                        if let Err(err) = written {
+                        if let Err(err) = serialise(&event, format, &mut batch.buf) {
                             batch.buf.truncate(mark);
                             metrics.audit_failed.increment(1);
                             tracing::error!(error = %err, "cannot serialise an audit event");
@@ -285,8 +384,9 @@ fn run(
                     }
                     Item::Reopen => {
                         // What came before the request belongs in the old file.
-                        commit(&mut out, &mut batch, durability, &metrics);
-                        match out.reopen() {
+                        commit(&out, &mut batch, durability, &metrics);
+                        let reopened = lock(&out).reopen();
+                        match reopened {
                             Ok(()) => tracing::info!("audit log reopened"),
                             Err(e) => {
                                 tracing::error!(error = %e, "cannot reopen the audit log; writing on to the old file")
@@ -295,30 +395,31 @@ fn run(
                     }
                 }
             }
-            commit(&mut out, &mut batch, durability, &metrics);
-            dirty = durability != Durability::Synced;
+            commit(&out, &mut batch, durability, &metrics);
+            dirty |= durability != Durability::Synced;
             if dirty && rt.is_none() {
-                sync_or_report(&mut out, &metrics);
+                sync_or_report(&out, &metrics);
                 dirty = false;
             }
         }
         if dirty && last_sync.elapsed() >= FSYNC_EVERY {
-            sync_or_report(&mut out, &metrics);
+            sync_or_report(&out, &metrics);
             last_sync = Instant::now();
             dirty = false;
         }
     }
-    commit(&mut out, &mut batch, durability, &metrics);
-    sync_or_report(&mut out, &metrics);
+    commit(&out, &mut batch, durability, &metrics);
+    sync_or_report(&out, &metrics);
 }
 
 /// Writes the batch in one call (and syncs it with `synced`), counts its events, and
 /// releases the sessions waiting on it. A failed write is cut back out of the file; its
 /// events are counted as failed and their sessions released all the same (the loss is
 /// counted and logged, and a session must not hang on a broken disk).
-fn commit(out: &mut LogFile, batch: &mut Batch, durability: Durability, metrics: &Metrics) {
+fn commit(out: &Mutex<LogFile>, batch: &mut Batch, durability: Durability, metrics: &Metrics) {
     if !batch.buf.is_empty() {
-        match out.append(&batch.buf) {
+        let appended = lock(out).append(&batch.buf);
+        match appended {
             Ok(()) => {
                 if durability == Durability::Synced {
                     sync_or_report(out, metrics);
@@ -362,8 +463,14 @@ fn recv_until(
     }
 }
 
-fn sync_or_report(out: &mut LogFile, metrics: &Metrics) {
-    if let Err(e) = out.sync() {
+/// Forces the file to disk through a second handle, so sessions appending meanwhile do not
+/// wait for the fsync.
+fn sync_or_report(out: &Mutex<LogFile>, metrics: &Metrics) {
+    let handle = lock(out).sync_handle();
+    let Some(file) = handle else {
+        return;
+    };
+    if let Err(e) = file.sync_data() {
         metrics.audit_write_errors.increment(1);
         tracing::error!(error = %e, "audit log fsync failed");
     }

@@ -65,6 +65,11 @@ pub struct Listen {
     /// On SIGTERM/SIGINT: how long sessions may drain before they are closed.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Threads that run sessions, each an event loop of its own (sessions are spread
+    /// over them). One, like PgBouncer: on a host shared with PostgreSQL that costs the
+    /// least CPU per transaction. Fixed until restart.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
     /// Accept the PROXY protocol (v1 or v2) header from a load balancer.
     #[serde(default)]
     pub proxy_protocol: bool,
@@ -298,6 +303,10 @@ fn default_first_byte_timeout() -> Duration {
 fn default_max_pending_messages() -> usize {
     4096
 }
+fn default_threads() -> usize {
+    1
+}
+
 fn default_max_pending_bytes() -> usize {
     8 * 1024 * 1024
 }
@@ -362,6 +371,7 @@ impl Default for Listen {
             max_pending_messages: default_max_pending_messages(),
             max_pending_bytes: default_max_pending_bytes(),
             shutdown_timeout: default_shutdown_timeout(),
+            threads: default_threads(),
             proxy_protocol: false,
             proxy_trusted: Vec::new(),
             tls: ListenTls::default(),

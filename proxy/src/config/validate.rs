@@ -62,6 +62,9 @@ fn limits(c: &mut Checker<'_>, file: &ConfigFile) {
             c.issue(&["listen", key], "must be at least 1");
         }
     }
+    if !(1..=256).contains(&l.threads) {
+        c.issue(&["listen", "threads"], "must be between 1 and 256");
+    }
     if l.first_byte_timeout.is_zero() {
         c.issue(&["listen", "first_byte_timeout"], "must be longer than 0s");
     }

@@ -5,6 +5,7 @@
 //! for `shutdown_timeout`; then every remaining session is told FATAL 57P01 and closed.
 
 use super::admission::Refusal;
+use super::threads::SessionThreads;
 use super::{session, Shared};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;
@@ -17,7 +18,12 @@ use tokio::sync::watch;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts until `stop` turns true, then drains. Returns when every session has ended.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    threads: &SessionThreads,
+) {
     let (force_tx, force_rx) = watch::channel(false);
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -56,9 +62,24 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::
                 continue;
             }
         };
+        // The socket moves to a session thread's event loop: taken off this one's first.
+        let tcp = match tcp.into_std() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hand a connection to a session thread");
+                continue;
+            }
+        };
         let shared = shared.clone();
         let force = force_rx.clone();
-        tokio::spawn(async move {
+        threads.spawn(move || async move {
+            let tcp = match TcpStream::from_std(tcp) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot register a connection on a session thread");
+                    return;
+                }
+            };
             shared.metrics.client_connections.increment(1.0);
             session::run(shared.clone(), tcp, peer, ticket, via_balancer, force).await;
             shared.metrics.client_connections.decrement(1.0);

@@ -22,6 +22,7 @@ pub mod negotiate;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod session;
+pub mod threads;
 
 use crate::audit::AuditSink;
 use crate::backend::BackendError;
