@@ -390,6 +390,15 @@ fn setting_change(c: &Classification, text: &str) -> PathChange {
             PathChange::Bad
         };
     }
+    // Called for every statement: the word scan (which allocates) only for the commands
+    // that need it.
+    if !matches!(c.command.as_str(), "DISCARD ALL" | "RESET" | "SET") {
+        return if c.class == Class::MiscSet && mentions_search_path(text) {
+            PathChange::Bad
+        } else {
+            PathChange::None
+        };
+    }
     let words = leading_words(text, 4);
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     match (c.command.as_str(), w.as_slice()) {
