@@ -166,7 +166,7 @@ async fn authenticate_upstream(
     let user = req.startup.get("user").cloned().unwrap_or_default();
     let auth = UpstreamAuth {
         user: &user,
-        password,
+        secret: backend::UpstreamSecret::Password(password),
     };
     match backend::complete(&mut server, request, &auth).await? {
         AuthOutcome::Ok { method } => {

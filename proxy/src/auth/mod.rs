@@ -1,0 +1,29 @@
+//! Authentication as pgvigil performs it itself, on either leg.
+//!
+//! # Layout
+//! - [`md5`]: md5 verifiers from an auth file.
+//! - [`scram`]: SCRAM-SHA-256 math, verifiers, channel-binding headers.
+//! - [`scram_client`]: the client side, for the upstream leg (from a password or from a
+//!   ClientKey recovered from the client's proof).
+
+pub mod md5;
+pub mod scram;
+pub mod scram_client;
+
+pub use scram::{Binding, Verifier};
+pub use scram_client::ScramClient;
+
+/// Errors of the authentication layer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A SCRAM message that does not parse or does not verify.
+    #[error("{0}")]
+    Scram(String),
+    /// The server's salt or iteration count differs from the verifier pgvigil used with the
+    /// client: the recovered ClientKey is useless upstream.
+    #[error("the server's SCRAM verifier differs from pgvigil's (salt or iteration count)")]
+    VerifierMismatch,
+    /// A stored verifier that does not parse.
+    #[error("invalid SCRAM verifier: {0}")]
+    BadVerifier(String),
+}
