@@ -5,13 +5,16 @@
 //! - [`scram`]: SCRAM-SHA-256 math, verifiers, channel-binding headers.
 //! - [`scram_client`]: the client side, for the upstream leg (from a password or from a
 //!   ClientKey recovered from the client's proof).
+//! - [`scram_server`]: the server side, with the client, from the user's verifier.
 
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
+pub mod scram_server;
 
 pub use scram::{Binding, Verifier};
 pub use scram_client::ScramClient;
+pub use scram_server::ScramServer;
 
 /// Errors of the authentication layer.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,14 @@ pub enum AuthError {
     /// client: the recovered ClientKey is useless upstream.
     #[error("the server's SCRAM verifier differs from pgvigil's (salt or iteration count)")]
     VerifierMismatch,
+    /// The client's proof does not verify, or the user is unknown: one error for both, so
+    /// user names cannot be probed.
+    #[error("password authentication failed")]
+    WrongPassword,
+    /// The client's channel binding does not match pgvigil's certificate, or PLUS was
+    /// offered and the client's gs2 header says it was not (a downgrade).
+    #[error("SCRAM channel binding check failed")]
+    ChannelBinding,
     /// A stored verifier that does not parse.
     #[error("invalid SCRAM verifier: {0}")]
     BadVerifier(String),
