@@ -1,16 +1,20 @@
 //! Authentication as pgvigil performs it itself, on either leg.
 //!
 //! # Layout
+//! - [`client_login`]: `[auth] mode = "scram"` login, client leg then upstream leg.
 //! - [`md5`]: md5 verifiers from an auth file.
 //! - [`scram`]: SCRAM-SHA-256 math, verifiers, channel-binding headers.
 //! - [`scram_client`]: the client side, for the upstream leg (from a password or from a
 //!   ClientKey recovered from the client's proof).
 //! - [`scram_server`]: the server side, with the client, from the user's verifier.
+//! - [`userlist`]: the auth file (PgBouncer's userlist.txt format).
 
+pub mod client_login;
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
 pub mod scram_server;
+pub mod userlist;
 
 pub use scram::{Binding, Verifier};
 pub use scram_client::ScramClient;
