@@ -29,9 +29,27 @@ fn pg() -> &'static Cluster {
             "CREATE ROLE drift_user LOGIN PASSWORD 'drift_pass';",
         )
         .expect("create drift_user");
+        // auth_query's side, as the README documents it; lookup_user is only found there.
+        c.psql("postgres", "postgres", LOOKUP_SQL)
+            .expect("create the lookup function");
         c
     })
 }
+
+/// The README's lookup function for auth_query, and a user only it knows.
+const LOOKUP_SQL: &str = "
+CREATE ROLE pgvigil_auth LOGIN PASSWORD 'auth_pass';
+CREATE SCHEMA pgvigil AUTHORIZATION postgres;
+CREATE FUNCTION pgvigil.user_lookup(i_username text, OUT usename name, OUT passwd text)
+RETURNS record LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT rolname, rolpassword FROM pg_authid
+    WHERE rolname = i_username AND rolcanlogin AND NOT rolsuper
+$$;
+REVOKE ALL ON FUNCTION pgvigil.user_lookup(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgvigil TO pgvigil_auth;
+GRANT EXECUTE ON FUNCTION pgvigil.user_lookup(text) TO pgvigil_auth;
+CREATE ROLE lookup_user LOGIN PASSWORD 'lookup_pass';
+";
 
 /// The auth file, written from pg_authid (plus the stale drift_user line); kept for the
 /// whole test process.
@@ -339,4 +357,77 @@ fn check_refuses_cleartext_in_the_auth_file() {
         !text.contains("hunter2"),
         "the password was printed: {text}"
     );
+}
+
+/// A proxy whose auth_user signs in with `password` (read from a secret file).
+fn lookup_proxy(password: &str) -> (Proxy, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("auth-password");
+    std::fs::write(&secret, format!("{password}\n")).expect("write secret");
+    let mut opts = scram_options();
+    opts.auth.push_str(&format!(
+        "\nauth_user = \"pgvigil_auth\"\nauth_password = {{ file = \"{}\" }}\nauth_cache = \"30s\"",
+        secret.display()
+    ));
+    (Proxy::start(pg(), opts), dir)
+}
+
+#[test]
+fn auth_query_finds_users_missing_from_the_file() {
+    let (p, _dir) = lookup_proxy("auth_pass");
+    let ci = p.conninfo(
+        "lookup_user",
+        "lookup_pass",
+        "postgres",
+        "sslmode=require channel_binding=require application_name=looked_up",
+    );
+    let (ok, out, err) = psql(&ci, UPSTREAM_SSL);
+    assert!(ok, "login failed: {err}\n{}", p.log());
+    assert_eq!(out, "lookup_user,true");
+    let e = start_event(&p, "looked_up");
+    assert_eq!(e["auth_method"], "scram-sha-256-plus", "{e}");
+    assert_eq!(e["upstream_auth_method"], "scram-sha-256-plus", "{e}");
+    // A wrong password for a looked-up user, and a name the server does not know either
+    // (the function returns NULLs): the same refusal.
+    let (w, _, _) = failed_login(&p, "lookup_user", "lookup_wrong");
+    let (u, _, _) = failed_login(&p, "nobody_anywhere", "lookup_unknown");
+    assert_eq!(
+        w.replace("lookup_user", "X"),
+        u.replace("nobody_anywhere", "X")
+    );
+    // The superuser is not served by the function: refused like an unknown user.
+    let (s, _, _) = failed_login(&p, "postgres", "lookup_super");
+    assert!(
+        s.contains("password authentication failed for user \"postgres\""),
+        "{s}"
+    );
+    // The file still comes first.
+    let ci = p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require");
+    assert!(psql(&ci, "select 1").0, "{}", p.log());
+}
+
+#[test]
+fn a_failing_auth_connection_is_logged_and_spares_other_logins() {
+    let (mut p, _dir) = lookup_proxy("not_the_auth_password");
+    let ci = p.conninfo("lookup_user", "lookup_pass", "postgres", "sslmode=require");
+    let (ok, _, err) = psql(&ci, "select 1");
+    assert!(!ok, "logged in without a verifier");
+    assert!(err.contains("auth_query lookup failed"), "{err}");
+    assert!(
+        err.contains("pgvigil_auth"),
+        "the error names the auth user: {err}"
+    );
+    assert!(
+        p.log().contains("cannot look up the user's verifier"),
+        "{}",
+        p.log()
+    );
+    assert!(
+        !p.log().contains("not_the_auth_password"),
+        "the auth password was logged"
+    );
+    // Users of the auth file are unaffected, and the proxy is still up.
+    let ci = p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require");
+    assert!(psql(&ci, "select 1").0, "{}", p.log());
+    assert_healthy(&mut p);
 }

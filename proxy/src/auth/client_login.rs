@@ -30,12 +30,7 @@ pub async fn scram_login(
     upstream_startup: &Bytes,
 ) -> Result<(ServerConn, AuthTicket), FrontendError> {
     let user = req.startup.get_str("user").unwrap_or_default();
-    let stored = req
-        .config
-        .auth_users
-        .as_ref()
-        .and_then(|list| list.get(&user))
-        .cloned();
+    let stored = stored_secret(req, &user).await?;
     let result = match stored {
         Some(StoredSecret::Md5(hash)) => {
             *req.auth_method = Some("md5".into());
@@ -62,6 +57,24 @@ pub async fn scram_login(
         }
     };
     result.map_err(|e| explain_upstream(e, &user))
+}
+
+/// The user's secret: from the auth file, else from auth_query. A failed lookup refuses
+/// the login as an upstream problem (logged, not counted as a failed login).
+async fn stored_secret(
+    req: &LoginRequest<'_>,
+    user: &str,
+) -> Result<Option<StoredSecret>, FrontendError> {
+    if let Some(s) = req.config.auth_users.as_ref().and_then(|l| l.get(user)) {
+        return Ok(Some(s.clone()));
+    }
+    let Some(lookup) = &req.config.auth_lookup else {
+        return Ok(None);
+    };
+    lookup.lookup(user).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot look up the user's verifier");
+        FrontendError::Backend(BackendError::AuthLookup(e.to_string()))
+    })
 }
 
 /// Logs in upstream, then records both methods: the client's (`auth_method`) and the

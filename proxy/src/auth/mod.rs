@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`client_login`]: `[auth] mode = "scram"` login, client leg then upstream leg.
+//! - [`lookup`]: `auth_query` lookups of verifiers upstream, with their cache.
 //! - [`md5`]: md5 verifiers from an auth file.
 //! - [`scram`]: SCRAM-SHA-256 math, verifiers, channel-binding headers.
 //! - [`scram_client`]: the client side, for the upstream leg (from a password or from a
@@ -10,6 +11,7 @@
 //! - [`userlist`]: the auth file (PgBouncer's userlist.txt format).
 
 pub mod client_login;
+pub mod lookup;
 pub mod md5;
 pub mod scram;
 pub mod scram_client;
@@ -38,6 +40,9 @@ pub enum AuthError {
     /// offered and the client's gs2 header says it was not (a downgrade).
     #[error("SCRAM channel binding check failed")]
     ChannelBinding,
+    /// The auth_query connection or query failed.
+    #[error("auth_query lookup failed: {0}")]
+    Lookup(String),
     /// A stored verifier that does not parse.
     #[error("invalid SCRAM verifier: {0}")]
     BadVerifier(String),

@@ -48,4 +48,7 @@ pub enum BackendError {
     /// than the one pgvigil used with the client.
     #[error("the server's SCRAM verifier differs from pgvigil's (salt or iteration count)")]
     ScramVerifierMismatch,
+    /// `scram` mode: the auth_query lookup of the user's verifier failed.
+    #[error("{0}")]
+    AuthLookup(String),
 }

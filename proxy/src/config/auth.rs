@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `[auth]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,6 +14,21 @@ pub struct Auth {
     /// format. Relative to the config file's folder.
     #[serde(default)]
     pub auth_file: Option<PathBuf>,
+    /// `scram` mode: users missing from auth_file are looked up upstream as this user.
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    /// auth_user's password, inline or `{ file = "..." }`.
+    #[serde(default)]
+    pub auth_password: Option<super::Secret>,
+    /// Returns (user name, verifier) for `$1`, the user name; PgBouncer's convention.
+    #[serde(default = "default_auth_query")]
+    pub auth_query: String,
+    /// The database auth_user connects to (where the lookup function lives).
+    #[serde(default = "default_auth_dbname")]
+    pub auth_dbname: String,
+    /// How long a looked-up verifier (or "no such user") is kept; 0 disables the cache.
+    #[serde(default = "default_auth_cache", with = "humantime_serde")]
+    pub auth_cache: Duration,
 }
 
 /// How the proxy learns who authenticated.
@@ -43,12 +59,26 @@ impl AuthMode {
 fn default_auth_mode() -> AuthMode {
     AuthMode::Password
 }
+fn default_auth_query() -> String {
+    "SELECT usename, passwd FROM pgvigil.user_lookup($1)".to_string()
+}
+fn default_auth_dbname() -> String {
+    "postgres".to_string()
+}
+fn default_auth_cache() -> Duration {
+    Duration::from_secs(60)
+}
 
 impl Default for Auth {
     fn default() -> Self {
         Auth {
             mode: default_auth_mode(),
             auth_file: None,
+            auth_user: None,
+            auth_password: None,
+            auth_query: default_auth_query(),
+            auth_dbname: default_auth_dbname(),
+            auth_cache: default_auth_cache(),
         }
     }
 }

@@ -104,6 +104,8 @@ pub struct Config {
     pub rules: Vec<Arc<crate::detect::Rule>>,
     /// `[auth] auth_file`, loaded (`scram` mode).
     pub auth_users: Option<Arc<crate::auth::userlist::UserList>>,
+    /// `[auth] auth_user`/`auth_query` lookups (`scram` mode), with their cache.
+    pub auth_lookup: Option<Arc<crate::auth::lookup::AuthQuery>>,
 }
 
 impl Config {

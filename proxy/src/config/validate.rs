@@ -137,6 +137,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
         &DatabaseRoute::default(),
         &["upstream"],
     );
+    let auth_lookup = super::validate_auth::lookup(&mut c, &file, default_upstream.as_ref());
     let mut routes = std::collections::HashMap::new();
     for (name, route) in &file.databases {
         if let Some(t) = target(&mut c, &file.upstream, route, &["databases", name]) {
@@ -151,6 +152,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             routes,
             rules,
             auth_users,
+            auth_lookup,
             classifier: Arc::new(Classifier::new(ClassifierOptions {
                 max_parse_bytes: file.audit.max_parse_bytes,
                 cache_bytes: file.audit.classify_cache_bytes,

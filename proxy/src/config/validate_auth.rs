@@ -3,18 +3,20 @@
 //! of verifiers.
 
 use super::validate::Checker;
-use super::{AuthMode, ConfigFile};
+use super::{AuthMode, ConfigFile, UpstreamTarget};
+use crate::auth::lookup::AuthQuery;
 use crate::auth::userlist::UserList;
 use std::sync::Arc;
 
 /// Validates `[auth]`; returns the loaded auth file, if one is configured.
 pub(super) fn auth(c: &mut Checker<'_>, file: &ConfigFile) -> Option<Arc<UserList>> {
     let a = &file.auth;
-    if a.mode == AuthMode::Scram && a.auth_file.is_none() {
+    if a.mode == AuthMode::Scram && a.auth_file.is_none() && a.auth_user.is_none() {
         c.issue(
             &["auth", "mode"],
-            "mode = \"scram\" needs auth_file: a userlist.txt of \"user\" \"SCRAM-SHA-256$...\" \
-             lines (the verifiers from pg_authid.rolpassword)",
+            "mode = \"scram\" needs auth_file (a userlist.txt of \"user\" \"SCRAM-SHA-256$...\" \
+             lines, the verifiers from pg_authid.rolpassword) or auth_user (look them up with \
+             auth_query)",
         );
     }
     let path = a.auth_file.as_ref()?;
@@ -51,4 +53,52 @@ pub(super) fn auth(c: &mut Checker<'_>, file: &ConfigFile) -> Option<Arc<UserLis
             None
         }
     }
+}
+
+/// Builds the auth_query lookups (`scram` mode with auth_user) against the default upstream.
+pub(super) fn lookup(
+    c: &mut Checker<'_>,
+    file: &ConfigFile,
+    target: Option<&UpstreamTarget>,
+) -> Option<Arc<AuthQuery>> {
+    let a = &file.auth;
+    let user = a.auth_user.as_ref()?;
+    if a.mode != AuthMode::Scram {
+        c.issue(
+            &["auth", "auth_user"],
+            format!(
+                "is only used with mode = \"scram\" (mode is \"{}\")",
+                a.mode.as_str()
+            ),
+        );
+        return None;
+    }
+    if !a.auth_query.contains("$1") {
+        c.issue(
+            &["auth", "auth_query"],
+            "must take the user name as $1 and return (user name, verifier)",
+        );
+    }
+    let Some(secret) = &a.auth_password else {
+        c.issue(
+            &["auth", "auth_password"],
+            "auth_user needs auth_password (inline, or { file = \"/run/secrets/...\" })",
+        );
+        return None;
+    };
+    let password = match secret.resolve(c.base) {
+        Ok(p) => p,
+        Err(e) => {
+            c.issue(&["auth", "auth_password"], e);
+            return None;
+        }
+    };
+    Some(Arc::new(AuthQuery::new(
+        user.clone(),
+        password,
+        a.auth_query.clone(),
+        a.auth_dbname.clone(),
+        a.auth_cache,
+        target?.clone(),
+    )))
 }
