@@ -65,15 +65,15 @@ async fn stored_secret(
     req: &LoginRequest<'_>,
     user: &str,
 ) -> Result<Option<StoredSecret>, FrontendError> {
-    if let Some(s) = req.config.auth_users.as_ref().and_then(|l| l.get(user)) {
+    if let Some(s) = req.config.auth.users.as_ref().and_then(|l| l.get(user)) {
         return Ok(Some(s.clone()));
     }
-    let Some(lookup) = &req.config.auth_lookup else {
+    let Some(lookup) = &req.config.auth.lookup else {
         return Ok(None);
     };
     lookup.lookup(user).await.map_err(|e| {
         tracing::error!(error = %e, "cannot look up the user's verifier");
-        FrontendError::Backend(BackendError::AuthLookup(e.to_string()))
+        FrontendError::Backend(BackendError::AuthSource(e.to_string()))
     })
 }
 

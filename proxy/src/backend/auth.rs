@@ -33,6 +33,8 @@ pub enum UpstreamSecret<'a> {
     },
     /// An md5 verifier (`md5` + hex of md5(password || user)), as an auth file holds it.
     Md5Hash(&'a str),
+    /// Nothing but the TLS client certificate already presented (`certificate` mode).
+    Certificate,
 }
 
 impl UpstreamSecret<'_> {
@@ -41,6 +43,7 @@ impl UpstreamSecret<'_> {
             UpstreamSecret::Password(_) => "password",
             UpstreamSecret::ScramKey { .. } => "SCRAM key",
             UpstreamSecret::Md5Hash(_) => "md5 hash",
+            UpstreamSecret::Certificate => "client certificate",
         }
     }
 }
@@ -133,7 +136,7 @@ pub async fn complete(
                         postgres_protocol::authentication::md5_hash(auth.user, p, salt)
                     }
                     UpstreamSecret::Md5Hash(stored) => crate::auth::md5::salted(stored, salt),
-                    UpstreamSecret::ScramKey { .. } => {
+                    UpstreamSecret::ScramKey { .. } | UpstreamSecret::Certificate => {
                         return Err(cannot_answer(method, &auth.secret))
                     }
                 };
@@ -164,7 +167,9 @@ pub async fn complete(
                         client_key,
                         verifier,
                     } => ScramClient::with_client_key(*client_key, verifier.clone(), binding),
-                    UpstreamSecret::Md5Hash(_) => return Err(cannot_answer(method, &auth.secret)),
+                    UpstreamSecret::Md5Hash(_) | UpstreamSecret::Certificate => {
+                        return Err(cannot_answer(method, &auth.secret))
+                    }
                 };
                 write(conn, &sasl_initial_response(mech, s.message())).await?;
                 scram = Some(s);

@@ -48,7 +48,8 @@ pub enum BackendError {
     /// than the one pgvigil used with the client.
     #[error("the server's SCRAM verifier differs from pgvigil's (salt or iteration count)")]
     ScramVerifierMismatch,
-    /// `scram` mode: the auth_query lookup of the user's verifier failed.
+    /// What pgvigil needs to log in upstream is unavailable: the auth_query lookup of the
+    /// user's verifier failed, or the upstream client certificate could not be minted.
     #[error("{0}")]
-    AuthLookup(String),
+    AuthSource(String),
 }

@@ -1,6 +1,7 @@
 //! `[auth]`: how pgvigil learns who a client is, and where the secrets it checks come from.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,24 @@ pub struct Auth {
     /// How long a looked-up verifier (or "no such user") is kept; 0 disables the cache.
     #[serde(default = "default_auth_cache", with = "humantime_serde")]
     pub auth_cache: Duration,
+    /// `certificate` mode with `[listen.tls] mode = "verify-ca"`: subject DN (or `/regex`)
+    /// to user name.
+    #[serde(default)]
+    pub cert_map: BTreeMap<String, String>,
+    /// `certificate` mode: the CA that signs pgvigil's per-session upstream certificates.
+    #[serde(default)]
+    pub upstream_cert: Option<UpstreamCert>,
+}
+
+/// `[auth.upstream_cert]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamCert {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    /// How long each minted certificate is valid.
+    #[serde(default = "default_cert_lifetime", with = "humantime_serde")]
+    pub lifetime: Duration,
 }
 
 /// How the proxy learns who authenticated.
@@ -43,6 +62,9 @@ pub enum AuthMode {
     /// upstream with the ClientKey recovered from the client's proof: the password never
     /// reaches pgvigil, and clients that insist on channel binding can log in.
     Scram,
+    /// The client's TLS certificate is the login (no password); upstream, pgvigil presents
+    /// a short-lived certificate for the user, minted by `[auth.upstream_cert]`.
+    Certificate,
 }
 
 impl AuthMode {
@@ -52,6 +74,7 @@ impl AuthMode {
             AuthMode::Password => "password",
             AuthMode::Passthrough => "passthrough",
             AuthMode::Scram => "scram",
+            AuthMode::Certificate => "certificate",
         }
     }
 }
@@ -68,6 +91,9 @@ fn default_auth_dbname() -> String {
 fn default_auth_cache() -> Duration {
     Duration::from_secs(60)
 }
+fn default_cert_lifetime() -> Duration {
+    Duration::from_secs(600)
+}
 
 impl Default for Auth {
     fn default() -> Self {
@@ -79,6 +105,8 @@ impl Default for Auth {
             auth_query: default_auth_query(),
             auth_dbname: default_auth_dbname(),
             auth_cache: default_auth_cache(),
+            cert_map: BTreeMap::new(),
+            upstream_cert: None,
         }
     }
 }

@@ -102,10 +102,8 @@ pub struct Config {
     pub classifier: Arc<Classifier>,
     /// The detection rules (`[rules]`), validated.
     pub rules: Vec<Arc<crate::detect::Rule>>,
-    /// `[auth] auth_file`, loaded (`scram` mode).
-    pub auth_users: Option<Arc<crate::auth::userlist::UserList>>,
-    /// `[auth] auth_user`/`auth_query` lookups (`scram` mode), with their cache.
-    pub auth_lookup: Option<Arc<crate::auth::lookup::AuthQuery>>,
+    /// What `[auth]` loaded: auth file, auth_query lookups, cert map, upstream CA.
+    pub auth: crate::auth::AuthSetup,
 }
 
 impl Config {

@@ -130,14 +130,13 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
     let rules = super::validate_alerts::rules(&mut c, &file);
     super::validate_alerts::alerts(&mut c, &file);
     let client_tls = client_tls(&mut c, &file);
-    let auth_users = super::validate_auth::auth(&mut c, &file);
     let default_upstream = target(
         &mut c,
         &file.upstream,
         &DatabaseRoute::default(),
         &["upstream"],
     );
-    let auth_lookup = super::validate_auth::lookup(&mut c, &file, default_upstream.as_ref());
+    let auth = super::validate_auth::auth(&mut c, &file, default_upstream.as_ref());
     let mut routes = std::collections::HashMap::new();
     for (name, route) in &file.databases {
         if let Some(t) = target(&mut c, &file.upstream, route, &["databases", name]) {
@@ -151,8 +150,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             default_upstream,
             routes,
             rules,
-            auth_users,
-            auth_lookup,
+            auth,
             classifier: Arc::new(Classifier::new(ClassifierOptions {
                 max_parse_bytes: file.audit.max_parse_bytes,
                 cache_bytes: file.audit.classify_cache_bytes,

@@ -97,14 +97,19 @@ pub async fn login(
             )
             .await
         }
+        AuthMode::Certificate => {
+            crate::auth::cert_login::certificate_login(&mut req, client, &upstream_startup).await
+        }
     };
-    // In these modes the client's method is the upstream one (scram mode records both).
-    if mode != AuthMode::Scram && req.upstream_auth_method.is_none() {
+    // In these modes the client's method is the upstream one (the others record both).
+    if matches!(mode, AuthMode::Password | AuthMode::Passthrough)
+        && req.upstream_auth_method.is_none()
+    {
         *req.upstream_auth_method = req.auth_method.clone();
     }
     let (mut server, _ticket) = result?;
     let prefix = match mode {
-        AuthMode::Password | AuthMode::Scram => Some(auth_ok()),
+        AuthMode::Password | AuthMode::Scram | AuthMode::Certificate => Some(auth_ok()),
         AuthMode::Passthrough => None,
     };
     let (cancel_key, standard_conforming_strings) =
