@@ -43,7 +43,7 @@ pub async fn scram_login(
             let server = ScramServer::new(&user, Some(v.clone()), end_point);
             let proven = scram_with_client(req, client, reader, &user, server).await?;
             let secret = UpstreamSecret::ScramKey {
-                client_key: &*proven.client_key,
+                client_key: &proven.client_key,
                 verifier: &v,
             };
             upstream(req, client, upstream_startup, secret, proven.method).await

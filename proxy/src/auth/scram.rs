@@ -181,7 +181,7 @@ pub fn nonce() -> String {
 }
 
 /// The value of attribute `name` (one letter) in a comma-separated SCRAM message.
-pub fn attr<'a>(message: &'a str, name: char) -> Option<&'a str> {
+pub fn attr(message: &str, name: char) -> Option<&str> {
     message.split(',').find_map(|a| {
         let mut chars = a.chars();
         (chars.next() == Some(name) && chars.next() == Some('=')).then(|| &a[2..])

@@ -157,7 +157,7 @@ impl ScramClient {
             )));
         }
         let v = attr(text, 'v')
-            .and_then(|v| unb64(v))
+            .and_then(unb64)
             .and_then(|v| Key::try_from(v).ok())
             .ok_or_else(|| AuthError::Scram("invalid server-final message".into()))?;
         if !keys_equal(&v, server_signature) {
