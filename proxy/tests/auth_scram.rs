@@ -3,7 +3,7 @@
 //! pg_authid, as an operator would), and logs in upstream with the key it recovered, over
 //! TLS with channel binding too. libpq's strictest settings (psql `channel_binding=require`,
 //! psycopg 3 on libpq 18 with `require_auth=scram-sha-256`), tokio-postgres with
-//! `ChannelBinding::Require`; md5 users the way PgBouncer does; wrong passwords and unknown
+//! `ChannelBinding::Require`, JDBC; md5 users the way PgBouncer does; wrong passwords and unknown
 //! users fail alike; a stale verifier is explained; `pgvigil check` refuses cleartext.
 //!
 //! One cluster serves the whole file; one proxy serves most cases.
@@ -430,4 +430,72 @@ fn a_failing_auth_connection_is_logged_and_spares_other_logins() {
     let ci = p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require");
     assert!(psql(&ci, "select 1").0, "{}", p.log());
     assert_healthy(&mut p);
+}
+
+#[test]
+fn jdbc_logs_in_through_scram_mode() {
+    let Some((javac, java, jar)) = java::java_tools_or_skip("jdbc scram test") else {
+        return;
+    };
+    let classes = tempfile::tempdir().expect("temp dir");
+    java::compile(&javac, &jar, classes.path(), "Login.java");
+    let p = proxy();
+    let classpath = format!("{}:{}", jar.display(), classes.path().display());
+    // pgjdbc sets application_name after connecting: its sessions are told apart by user
+    // and TLS flag, counting those before each run.
+    let starts = |tls: bool| -> Vec<serde_json::Value> {
+        p.audit_events()
+            .into_iter()
+            .filter(|e| {
+                e["type"] == "session_start" && e["user"] == "scram_user" && e["tls"] == tls
+            })
+            .collect()
+    };
+    for sslmode in ["require", "disable"] {
+        let tls = sslmode == "require";
+        let before = starts(tls).len();
+        let url = format!(
+            "jdbc:postgresql://127.0.0.1:{}/postgres?sslmode={sslmode}",
+            p.port
+        );
+        let (ok, out) = java::run_bounded(
+            Command::new(&java)
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("Login")
+                .args([url.as_str(), "scram_user", "scram_pass"]),
+            Duration::from_secs(120),
+        );
+        assert!(
+            ok && out.lines().any(|l| l.trim() == "OK"),
+            "JDBC over sslmode={sslmode} failed:\n{out}\nproxy log:\n{}",
+            p.log()
+        );
+        assert!(out.lines().any(|l| l.trim() == "scram_user"), "{out}");
+        let mut after = Vec::new();
+        wait_until("JDBC session_start", Duration::from_secs(10), || {
+            after = starts(tls);
+            after.len() > before
+        });
+        let e = &after[after.len() - 1];
+        let method = e["auth_method"].as_str().unwrap_or_default();
+        assert!(method.starts_with("scram-sha-256"), "{e}");
+        eprintln!("JDBC over sslmode={sslmode}: auth_method {method}");
+        assert_eq!(e["upstream_auth_method"], "scram-sha-256-plus", "{e}");
+    }
+    // A wrong password through the driver: refused like any other.
+    let url = format!(
+        "jdbc:postgresql://127.0.0.1:{}/postgres?sslmode=require",
+        p.port
+    );
+    let (ok, out) = java::run_bounded(
+        Command::new(&java)
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("Login")
+            .args([url.as_str(), "scram_user", "wrong"]),
+        Duration::from_secs(120),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("password authentication failed"), "{out}");
 }
