@@ -107,3 +107,31 @@ fn altered_messages_are_refused() {
     // The state is spent after one final message: a replay is refused too.
     assert!(s.client_final(fin.as_bytes()).is_err());
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends, the server answers or refuses; it never panics, and it
+        /// never accepts without the right proof.
+        #[test]
+        fn arbitrary_client_messages_never_panic_or_pass(
+            mech in prop_oneof![Just(SCRAM.to_string()), Just(SCRAM_PLUS.to_string()), ".{0,20}"],
+            first in prop::collection::vec(any::<u8>(), 0..200),
+            last in prop::collection::vec(any::<u8>(), 0..300),
+            prefix in prop_oneof![Just("n,,n=,r=".to_string()), Just("p=tls-server-end-point,,n=,r=".to_string()), Just(String::new())],
+        ) {
+            let mut s = ScramServer::new("alice", Some(verifier()), Some(vec![3; 32]));
+            let mut msg = prefix.into_bytes();
+            msg.extend_from_slice(&first);
+            if let Ok(server_first) = s.client_first(&mech, &msg) {
+                prop_assert!(server_first.starts_with("r="));
+                let mut fin = b"c=biws,r=".to_vec();
+                fin.extend_from_slice(&last);
+                prop_assert!(s.client_final(&fin).is_err());
+                prop_assert!(s.client_final(&last).is_err());
+            }
+        }
+    }
+}
