@@ -499,3 +499,43 @@ fn jdbc_logs_in_through_scram_mode() {
     assert!(!ok, "{out}");
     assert!(out.contains("password authentication failed"), "{out}");
 }
+
+/// A measurement, not a check (`cargo test --test auth_scram -- --ignored --nocapture`):
+/// login latency through `password` and `scram` modes, 40 psycopg connections each, TLS
+/// on both legs. In scram mode pgvigil derives no key (no 4096-round PBKDF2): it checks the
+/// proof with two HMACs and proves the recovered key upstream.
+#[test]
+#[ignore]
+fn measure_login_latency_password_vs_scram() {
+    let script = r#"
+import sys, time, psycopg
+n = 40
+t = time.perf_counter()
+for _ in range(n):
+    psycopg.connect(sys.argv[1]).close()
+print((time.perf_counter() - t) / n * 1000)
+"#;
+    let password = Proxy::start(
+        pg(),
+        ProxyOptions {
+            sslmode: "verify-full",
+            ..ProxyOptions::default()
+        },
+    );
+    for (name, p) in [("password", &password), ("scram", proxy())] {
+        let ci = p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require");
+        let out = Command::new("python3")
+            .args(["-c", script, &ci])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "{name} mode: {} ms per login",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+}

@@ -33,7 +33,9 @@ impl std::fmt::Debug for UpstreamCa {
 
 /// A minted certificate chain and its key.
 pub struct Minted {
+    /// The user's certificate, then the CA's.
     pub chain: Vec<CertificateDer<'static>>,
+    /// The certificate's fresh private key.
     pub key: PrivateKeyDer<'static>,
 }
 

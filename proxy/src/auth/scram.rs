@@ -16,8 +16,9 @@ use zeroize::Zeroizing;
 pub const KEY_LEN: usize = 32;
 /// Refuse absurd iteration counts: a hostile server (or a bad verifier) could burn our CPU.
 pub const MAX_ITERATIONS: u32 = 1 << 24;
-/// The mechanism names PostgreSQL uses.
+/// The mechanism names PostgreSQL uses: without channel binding...
 pub const SCRAM: &str = "SCRAM-SHA-256";
+/// ...and with it.
 pub const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// The only channel-binding type PostgreSQL supports.
 pub const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
@@ -86,9 +87,13 @@ pub fn prepared_password(password: &[u8]) -> Zeroizing<Vec<u8>> {
 /// exchange, never enough to compute the password.
 #[derive(Clone)]
 pub struct Verifier {
+    /// The PBKDF2 iteration count the password was salted with.
     pub iterations: u32,
+    /// The salt (raw bytes).
     pub salt: Vec<u8>,
+    /// H(ClientKey): checks a client's proof.
     pub stored_key: Key,
+    /// Signs the exchange, proving the server knows the verifier.
     pub server_key: Key,
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 /// A user's stored secret.
 #[derive(Debug, Clone)]
 pub enum StoredSecret {
+    /// `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
     Scram(Verifier),
     /// `md5` + 32 hex digits.
     Md5(String),

@@ -9,6 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
+    /// How clients log in (see [`AuthMode`]).
     #[serde(default = "default_auth_mode")]
     pub mode: AuthMode,
     /// `scram` mode: users and their SCRAM (or md5) verifiers, in PgBouncer's userlist.txt
@@ -43,7 +44,10 @@ pub struct Auth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamCert {
+    /// The CA certificate (PEM); PostgreSQL's `ssl_ca_file` holds a copy.
     pub ca_cert: PathBuf,
+    /// The CA's private key (PEM): whoever reads it can log in as any user the server's
+    /// `cert` lines allow.
     pub ca_key: PathBuf,
     /// How long each minted certificate is valid.
     #[serde(default = "default_cert_lifetime", with = "humantime_serde")]
