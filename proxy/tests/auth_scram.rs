@@ -539,3 +539,33 @@ print((time.perf_counter() - t) / n * 1000)
         );
     }
 }
+
+#[test]
+fn the_hinted_fix_works_after_a_reload() {
+    // An auth file of its own, with drift_user's stale verifier.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("userlist.txt");
+    let stale = Verifier::from_password(b"drift_pass", b"another salt", 4096).encode();
+    std::fs::write(&file, format!("\"drift_user\" \"{stale}\"\n")).unwrap();
+    let mut opts = scram_options();
+    opts.auth = format!("auth_file = \"{}\"", file.display());
+    let p = Proxy::start(pg(), opts);
+    let ci = p.conninfo("drift_user", "drift_pass", "postgres", "sslmode=require");
+    let (ok, _, err) = psql(&ci, "select 1");
+    assert!(!ok && err.contains("differs from the server's"), "{err}");
+    // The fix the hint names: the server's verifier, then SIGHUP.
+    let fresh = pg()
+        .psql(
+            "postgres",
+            "postgres",
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'drift_user'",
+        )
+        .expect("read pg_authid");
+    std::fs::write(&file, format!("\"drift_user\" \"{}\"\n", fresh.trim())).unwrap();
+    p.sighup();
+    wait_until(
+        "drift_user logs in after the reload",
+        Duration::from_secs(10),
+        || psql(&ci, "select 1").0,
+    );
+}
