@@ -49,6 +49,8 @@ REVOKE ALL ON FUNCTION pgvigil.user_lookup(text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgvigil TO pgvigil_auth;
 GRANT EXECUTE ON FUNCTION pgvigil.user_lookup(text) TO pgvigil_auth;
 CREATE ROLE lookup_user LOGIN PASSWORD 'lookup_pass';
+CREATE ROLE cache_user LOGIN PASSWORD 'cache_old';
+CREATE ROLE nocache_user LOGIN PASSWORD 'nocache_old';
 ";
 
 /// The auth file, written from pg_authid (plus the stale drift_user line); kept for the
@@ -361,12 +363,16 @@ fn check_refuses_cleartext_in_the_auth_file() {
 
 /// A proxy whose auth_user signs in with `password` (read from a secret file).
 fn lookup_proxy(password: &str) -> (Proxy, tempfile::TempDir) {
+    lookup_proxy_caching(password, "30s")
+}
+
+fn lookup_proxy_caching(password: &str, cache: &str) -> (Proxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let secret = dir.path().join("auth-password");
     std::fs::write(&secret, format!("{password}\n")).expect("write secret");
     let mut opts = scram_options();
     opts.auth.push_str(&format!(
-        "\nauth_user = \"pgvigil_auth\"\nauth_password = {{ file = \"{}\" }}\nauth_cache = \"30s\"",
+        "\nauth_user = \"pgvigil_auth\"\nauth_password = {{ file = \"{}\" }}\nauth_cache = \"{cache}\"",
         secret.display()
     ));
     (Proxy::start(pg(), opts), dir)
@@ -568,4 +574,47 @@ fn the_hinted_fix_works_after_a_reload() {
         Duration::from_secs(10),
         || psql(&ci, "select 1").0,
     );
+}
+
+#[test]
+fn auth_cache_keeps_a_looked_up_verifier() {
+    let login = |p: &Proxy, user: &str, pw: &str| {
+        psql(
+            &p.conninfo(user, pw, "postgres", "sslmode=require"),
+            "select 1",
+        )
+    };
+    let (cached, _d1) = lookup_proxy_caching("auth_pass", "10m");
+    let (uncached, _d2) = lookup_proxy_caching("auth_pass", "0s");
+    assert!(
+        login(&cached, "cache_user", "cache_old").0,
+        "{}",
+        cached.log()
+    );
+    assert!(
+        login(&uncached, "nocache_user", "nocache_old").0,
+        "{}",
+        uncached.log()
+    );
+    pg().psql(
+        "postgres",
+        "postgres",
+        "ALTER ROLE cache_user PASSWORD 'cache_new'; ALTER ROLE nocache_user PASSWORD 'nocache_new';",
+    )
+    .expect("change passwords");
+    // Cached: pgvigil still checks against the old verifier (the new password is wrong to
+    // it), and the old one no longer logs in upstream: explained as a stale verifier.
+    let (ok, _, err) = login(&cached, "cache_user", "cache_new");
+    assert!(
+        !ok && err.contains("password authentication failed"),
+        "{err}"
+    );
+    let (ok, _, err) = login(&cached, "cache_user", "cache_old");
+    assert!(!ok && err.contains("differs from the server's"), "{err}");
+    // That mismatch evicted the cached verifier: the new password works now.
+    let (ok, _, err) = login(&cached, "cache_user", "cache_new");
+    assert!(ok, "{err}\n{}", cached.log());
+    // Not cached: the new password works at once.
+    let (ok, _, err) = login(&uncached, "nocache_user", "nocache_new");
+    assert!(ok, "{err}\n{}", uncached.log());
 }

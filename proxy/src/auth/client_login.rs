@@ -30,7 +30,7 @@ pub async fn scram_login(
     upstream_startup: &Bytes,
 ) -> Result<(ServerConn, AuthTicket), FrontendError> {
     let user = req.startup.get_str("user").unwrap_or_default();
-    let stored = stored_secret(req, &user).await?;
+    let (stored, looked_up) = stored_secret(req, &user).await?;
     let result = match stored {
         Some(StoredSecret::Md5(hash)) => {
             *req.auth_method = Some("md5".into());
@@ -56,25 +56,38 @@ pub async fn scram_login(
             Err(wrong_password(&user))
         }
     };
+    if looked_up
+        && matches!(
+            result,
+            Err(FrontendError::Backend(BackendError::ScramVerifierMismatch))
+        )
+    {
+        // The server's verifier changed since the lookup: look it up again next time.
+        if let Some(lookup) = &req.config.auth.lookup {
+            lookup.forget(&user);
+        }
+    }
     result.map_err(|e| explain_upstream(e, &user))
 }
 
-/// The user's secret: from the auth file, else from auth_query. A failed lookup refuses
-/// the login as an upstream problem (logged, not counted as a failed login).
+/// The user's secret: from the auth file, else from auth_query (then the flag is true). A
+/// failed lookup refuses the login as an upstream problem (logged, not counted as a failed
+/// login).
 async fn stored_secret(
     req: &LoginRequest<'_>,
     user: &str,
-) -> Result<Option<StoredSecret>, FrontendError> {
+) -> Result<(Option<StoredSecret>, bool), FrontendError> {
     if let Some(s) = req.config.auth.users.as_ref().and_then(|l| l.get(user)) {
-        return Ok(Some(s.clone()));
+        return Ok((Some(s.clone()), false));
     }
     let Some(lookup) = &req.config.auth.lookup else {
-        return Ok(None);
+        return Ok((None, false));
     };
-    lookup.lookup(user).await.map_err(|e| {
+    let found = lookup.lookup(user).await.map_err(|e| {
         tracing::error!(error = %e, "cannot look up the user's verifier");
         FrontendError::Backend(BackendError::AuthSource(e.to_string()))
-    })
+    })?;
+    Ok((found, true))
 }
 
 /// Logs in upstream, then records both methods: the client's (`auth_method`) and the
@@ -205,7 +218,7 @@ fn explain_upstream(e: FrontendError, user: &str) -> FrontendError {
         FrontendError::Backend(BackendError::ScramVerifierMismatch) => {
             tracing::warn!(
                 user,
-                "the server's SCRAM verifier differs from pgvigil's auth_file"
+                "the server's SCRAM verifier differs from the one pgvigil used"
             );
             FrontendError::Refused {
                 sqlstate: "28000",
@@ -214,9 +227,9 @@ fn explain_upstream(e: FrontendError, user: &str) -> FrontendError {
                      (salt or iteration count), so the client's key cannot log in upstream"
                 ),
                 hint: Some(format!(
-                    "copy the server's verifier into pgvigil's auth_file: SELECT rolpassword FROM \
-                     pg_authid WHERE rolname = '{}' (the password was changed on the server, or \
-                     the file is stale)",
+                    "the password was changed on the server: copy its verifier into pgvigil's \
+                     auth_file (SELECT rolpassword FROM pg_authid WHERE rolname = '{}') and reload \
+                     pgvigil; a user found by auth_query is looked up afresh at the next login",
                     user.replace('\'', "''")
                 )),
             }

@@ -89,6 +89,12 @@ impl AuthQuery {
         Ok(found)
     }
 
+    /// Drops what is cached for `user` (its verifier changed on the server).
+    pub fn forget(&self, user: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(user);
+    }
+
     fn cached(&self, user: &str) -> Option<Option<StoredSecret>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let (at, found) = cache.get(user)?;
