@@ -618,3 +618,37 @@ fn auth_cache_keeps_a_looked_up_verifier() {
     let (ok, _, err) = login(&uncached, "nocache_user", "nocache_new");
     assert!(ok, "{err}\n{}", uncached.log());
 }
+
+#[test]
+fn unknown_users_and_wrong_passwords_both_count_for_failed_logins() {
+    let mut opts = scram_options();
+    opts.extra = "[rules]\nblock_loopback = true\n".into();
+    let p = Proxy::start(pg(), opts);
+    for i in 0..6 {
+        let user = if i % 2 == 0 {
+            "scram_user"
+        } else {
+            "ghost_user"
+        };
+        let (ok, _, err) = psql(
+            &p.conninfo(user, "wrong", "postgres", "sslmode=require"),
+            "select 1",
+        );
+        assert!(
+            !ok && err.contains("password authentication failed"),
+            "{i}: {err}"
+        );
+    }
+    wait_until("failed-logins fires", Duration::from_secs(10), || {
+        p.fired("failed-logins") >= 1.0
+    });
+    // The brute-forcing address is now refused even with the right password.
+    let (ok, _, err) = psql(
+        &p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require"),
+        "select 1",
+    );
+    assert!(
+        !ok && err.contains("too many failed authentication attempts"),
+        "{err}"
+    );
+}
