@@ -93,6 +93,16 @@ impl ScramClient {
         if text.starts_with("m=") {
             return Err(AuthError::Scram("mandatory extension not supported".into()));
         }
+        // Checked first: no key derivation with an absurd count is ever started.
+        let iterations: u64 = attr(text, 'i')
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| AuthError::Scram("invalid iteration count".into()))?;
+        if iterations == 0 || iterations > u64::from(MAX_ITERATIONS) {
+            return Err(AuthError::Scram(format!(
+                "iteration count {iterations} refused"
+            )));
+        }
+        let iterations = iterations as u32;
         let server_nonce = attr(text, 'r')
             .ok_or_else(|| AuthError::Scram("server-first message without a nonce".into()))?;
         if !server_nonce.starts_with(&self.nonce) || server_nonce.len() <= self.nonce.len() {
@@ -104,15 +114,6 @@ impl ScramClient {
             .and_then(unb64)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::Scram("invalid salt".into()))?;
-        let iterations: u64 = attr(text, 'i')
-            .and_then(|i| i.parse().ok())
-            .ok_or_else(|| AuthError::Scram("invalid iteration count".into()))?;
-        if iterations == 0 || iterations > u64::from(MAX_ITERATIONS) {
-            return Err(AuthError::Scram(format!(
-                "iteration count {iterations} refused"
-            )));
-        }
-        let iterations = iterations as u32;
         let (client_key, server_key) = match &self.secret {
             Secret::Password(p) => {
                 let salted = salted_password(p, &salt, iterations);
