@@ -13,7 +13,7 @@ use pgvigil::wire::messages::{
     error_response, parse_password, parse_sasl_initial, password_message, sasl_initial_response,
     AuthRequest, ErrorFields, Severity,
 };
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use pgvigil::auth::{Binding, ScramClient};
 
 /// The input layout, simple enough to write seeds by hand: fields separated by `\xff|`
 /// (a byte sequence no field of interest needs), in this order; missing ones are empty.
@@ -126,11 +126,11 @@ fuzz_target!(|raw: &[u8]| {
 
     // The SCRAM client pgvigil runs upstream, against a hostile server.
     let binding = match input.binding % 3 {
-        0 => ChannelBinding::unsupported(),
-        1 => ChannelBinding::unrequested(),
-        _ => ChannelBinding::tls_server_end_point(input.password.clone()),
+        0 => Binding::Unsupported,
+        1 => Binding::Unrequested,
+        _ => Binding::TlsServerEndPoint(input.password.clone()),
     };
-    let scram = ScramSha256::new(&input.password, binding);
+    let scram = ScramClient::new(&input.password, binding);
     let Some(nonce) = client_nonce(scram.message()) else {
         panic!("client-first message without a nonce");
     };

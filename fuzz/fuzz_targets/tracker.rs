@@ -194,6 +194,7 @@ fn tracker(input: &Options) -> Option<Tracker> {
         application_name: None,
         tls: false,
         auth_method: None,
+        upstream_auth_method: None,
         service: false,
     });
     let mut t = Tracker::new(config, metrics, session);

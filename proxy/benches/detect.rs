@@ -27,6 +27,7 @@ fn session(user: &str, service: bool) -> Arc<SessionInfo> {
         application_name: Some("pgbench".into()),
         tls: false,
         auth_method: None,
+        upstream_auth_method: None,
         service,
     })
 }

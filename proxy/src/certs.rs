@@ -289,6 +289,42 @@ fn generate_key(what: &'static str) -> Result<KeyPair, CertsError> {
         .map_err(|source| CertsError::Generate { what, source })
 }
 
+/// Common name of the CA that signs pgvigil's upstream client certificates.
+const UPSTREAM_CA_COMMON_NAME: &str = "pgvigil upstream client CA";
+
+/// Writes the CA that signs the short-lived client certificates pgvigil presents upstream
+/// in `[auth] mode = "certificate"` (`upstream-client-ca.crt`, `upstream-client-ca.key`):
+/// the server trusts it (`ssl_ca_file`), pgvigil holds its key (`[auth.upstream_cert]`).
+/// A CA of its own, not the development CA: it must be trusted for nothing else.
+pub fn write_upstream_client_ca(out: &Path) -> Result<(PathBuf, PathBuf), CertsError> {
+    std::fs::create_dir_all(out).map_err(|source| CertsError::CreateDir {
+        path: out.to_owned(),
+        source,
+    })?;
+    let now = OffsetDateTime::now_utc();
+    let key = generate_key("upstream client CA key")?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, UPSTREAM_CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(VALIDITY_DAYS);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|source| CertsError::Generate {
+            what: "upstream client CA certificate",
+            source,
+        })?;
+    let crt = out.join("upstream-client-ca.crt");
+    let key_path = out.join("upstream-client-ca.key");
+    write_file(&key_path, &key.serialize_pem(), FileKind::PrivateKey)?;
+    write_file(&crt, &cert.pem(), FileKind::Certificate)?;
+    Ok((crt, key_path))
+}
+
 /// Parameters shared by the end-entity certificates.
 fn leaf_params(
     common_name: &str,

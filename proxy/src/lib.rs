@@ -10,6 +10,8 @@
 //!   authentication, cancel requests, the session relay.
 //! - [`backend`]: the server-facing side: connecting upstream, upstream TLS and
 //!   authentication (SCRAM, md5, cleartext), pgvigil's own catalog check at login.
+//! - [`auth`]: authentication pgvigil performs itself: SCRAM on both legs (verifiers,
+//!   ClientKey recovery), without ever holding the password in `scram` mode.
 //! - [`audit`]: audit events and the bounded, durable writer; what a session's noise
 //!   verdicts may trust (`audit::shadow`).
 //! - [`detect`]: detection rules over the audit events, findings, blocks.
@@ -21,6 +23,7 @@
 //! - [`demo`]: throwaway PostgreSQL clusters (`pgvigil demo`, the test harness, the load test).
 
 pub mod audit;
+pub mod auth;
 pub mod backend;
 pub mod certs;
 pub mod config;

@@ -50,6 +50,9 @@ enum Command {
         /// The client certificate's CN (the user name it authenticates).
         #[arg(long, default_value = "postgres")]
         client_user: String,
+        /// Also write the CA for `[auth.upstream_cert]` (upstream-client-ca.crt/.key).
+        #[arg(long)]
+        upstream_client_ca: bool,
     },
     /// Start a throwaway PostgreSQL with pgvigil in front of it, and show how to connect.
     Demo,
@@ -179,9 +182,23 @@ fn main() -> ExitCode {
             out,
             hosts,
             client_user,
+            upstream_client_ca,
         } => match pgvigil::certs::write_dev_certs(&out, &hosts, &client_user) {
             Ok(c) => {
                 println!("{}", c.summary());
+                if upstream_client_ca {
+                    match pgvigil::certs::write_upstream_client_ca(&out) {
+                        Ok((crt, key)) => println!(
+                            "upstream client CA  {}\nupstream client key {}\n(PostgreSQL: ssl_ca_file = the CA certificate; pgvigil: [auth.upstream_cert])",
+                            crt.display(),
+                            key.display()
+                        ),
+                        Err(e) => {
+                            eprintln!("pgvigil certs: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -1,5 +1,5 @@
 //! Every authentication path through the proxy, with the real psql against a real cluster:
-//! both `[auth] mode`s × each upstream user (scram, md5, cleartext, trust) × client TLS on
+//! each `[auth] mode` (password, passthrough, scram) × each upstream user (scram, md5, cleartext, trust) × client TLS on
 //! and off × upstream TLS on and off; the passthrough channel-binding refusal; PROXY
 //! protocol addresses and the plaintext-password refusal for non-loopback clients; client
 //! certificates (verify-full) and the TLS-required refusal.
@@ -30,11 +30,24 @@ const USERS: [(&str, &str); 4] = [
 ];
 
 /// The `auth_method` the audit log must report for a login.
-fn expected_method(mode: &str, upstream_tls: bool, user: &str) -> &'static str {
+fn expected_method(mode: &str, upstream_tls: bool, user: &str, client_tls: bool) -> &'static str {
+    if mode == "scram" {
+        // What the client did with pgvigil: PLUS whenever its link is TLS.
+        return match user {
+            "md5_user" => "md5",
+            _ if client_tls => "scram-sha-256-plus",
+            _ => "scram-sha-256",
+        };
+    }
+    expected_upstream_method(mode, upstream_tls, user)
+}
+
+/// The `upstream_auth_method`: how pgvigil (or the relayed client) logged in upstream.
+fn expected_upstream_method(mode: &str, upstream_tls: bool, user: &str) -> &'static str {
     match user {
-        // In password mode the proxy runs SCRAM itself and binds to the server's
-        // certificate when the upstream link is TLS.
-        "scram_user" if mode == "password" && upstream_tls => "scram-sha-256-plus",
+        // In password and scram modes the proxy runs SCRAM itself and binds to the
+        // server's certificate when the upstream link is TLS.
+        "scram_user" if mode != "passthrough" && upstream_tls => "scram-sha-256-plus",
         "scram_user" => "scram-sha-256",
         "md5_user" => "md5",
         "pw_user" => "password",
@@ -68,7 +81,8 @@ fn check_case(
     } else {
         ""
     };
-    let method = expected_method(mode, upstream_tls, user);
+    let method = expected_method(mode, upstream_tls, user, client_tls);
+    let upstream_method = expected_upstream_method(mode, upstream_tls, user);
     let (ok, out, err) = psql(
         &proxy.conninfo(user, pass, "postgres", &format!("{ssl}{cb} application_name={tag}")),
         "select current_user || ',' || coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), 'none')",
@@ -87,6 +101,10 @@ fn check_case(
         e["type"] == "session_start" && e["application_name"] == tag.as_str()
     });
     assert_eq!(start["auth_method"], method, "[{tag}] {start}");
+    assert_eq!(
+        start["upstream_auth_method"], upstream_method,
+        "[{tag}] {start}"
+    );
     assert_eq!(start["tls"], client_tls, "[{tag}] {start}");
     assert_eq!(start["user"], user, "[{tag}] {start}");
     assert_eq!(start["client_addr"], "127.0.0.1", "[{tag}] {start}");
@@ -120,10 +138,14 @@ fn check_case(
     assert_eq!(fail["auth_method"], method, "[{bad}] {fail}");
 }
 
-/// All users × client TLS on/off for one proxy, the cases running side by side.
+/// All users × client TLS on/off for one proxy, the cases running side by side. In scram
+/// mode only the users with a verifier pgvigil can use upstream (see `scram_mode_*`).
 fn run_cases(proxy: &Proxy, mode: &str, upstream_tls: bool) {
     std::thread::scope(|s| {
         for (user, pass) in USERS {
+            if mode == "scram" && !matches!(user, "scram_user" | "md5_user") {
+                continue;
+            }
             for client_tls in [true, false] {
                 s.spawn(move || check_case(proxy, mode, upstream_tls, user, pass, client_tls));
             }
@@ -137,9 +159,72 @@ fn proxy_for(mode: &'static str, upstream_tls: bool) -> Proxy {
         ProxyOptions {
             auth_mode: mode,
             sslmode: if upstream_tls { "require" } else { "disable" },
+            auth: if mode == "scram" {
+                format!("auth_file = \"{}\"", userlist().display())
+            } else {
+                String::new()
+            },
             ..ProxyOptions::default()
         },
     )
+}
+
+/// scram mode's auth file: the verifiers of scram_user, md5_user and pw_user copied from
+/// pg_authid (trust_user has none: to pgvigil it is unknown).
+fn userlist() -> &'static std::path::PathBuf {
+    static FILE: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let lines = pg()
+                .psql(
+                    "postgres",
+                    "postgres",
+                    "SELECT '\"' || rolname || '\" \"' || rolpassword || '\"' FROM pg_authid \
+                     WHERE rolname IN ('scram_user', 'md5_user', 'pw_user')",
+                )
+                .expect("read pg_authid");
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("userlist.txt");
+            std::fs::write(&path, format!("{lines}\n")).expect("write userlist");
+            (dir, path)
+        })
+        .1
+}
+
+/// scram mode's refusals: a user whose server wants a cleartext password (pgvigil holds
+/// only a key) is told what to change; a user missing from the auth file is refused like a
+/// wrong password.
+fn scram_refusals(proxy: &Proxy) {
+    let (ok, _, err) = psql(
+        &proxy.conninfo("pw_user", "pw_pass", "postgres", "sslmode=require"),
+        "select 1",
+    );
+    assert!(!ok, "pw_user logged in without pgvigil holding a password");
+    assert!(err.contains("pgvigil holds only a SCRAM key"), "{err}");
+    assert!(err.contains("scram-sha-256 in pg_hba.conf"), "{err}");
+    let (ok, _, err) = psql(
+        &proxy.conninfo("trust_user", "x", "postgres", "sslmode=require"),
+        "select 1",
+    );
+    assert!(!ok, "a user missing from the auth file logged in");
+    assert!(
+        err.contains("password authentication failed for user \"trust_user\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn scram_mode_upstream_tls() {
+    let proxy = proxy_for("scram", true);
+    run_cases(&proxy, "scram", true);
+    scram_refusals(&proxy);
+}
+
+#[test]
+fn scram_mode_upstream_plain() {
+    let proxy = proxy_for("scram", false);
+    run_cases(&proxy, "scram", false);
+    scram_refusals(&proxy);
 }
 
 #[test]

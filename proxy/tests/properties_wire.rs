@@ -507,16 +507,16 @@ proptest! {
         flip in any::<prop::sample::Index>(),
         absurd in prop_oneof![Just(0u64), (1u64 << 24) + 1..u64::from(u32::MAX)],
     ) {
-        use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+        use pgvigil::auth::{Binding, ScramClient};
         use pgvigil::backend::{scram_server_final, scram_server_first};
         let channel = || match binding {
-            0 => ChannelBinding::unsupported(),
-            1 => ChannelBinding::unrequested(),
-            _ => ChannelBinding::tls_server_end_point(vec![7; 32]),
+            0 => Binding::Unsupported,
+            1 => Binding::Unrequested,
+            _ => Binding::TlsServerEndPoint(vec![7; 32]),
         };
         // One exchange up to the server-final: the client's state and the honest message.
-        let exchange = || -> Result<(ScramSha256, String), TestCaseError> {
-            let client = ScramSha256::new(password.as_bytes(), channel());
+        let exchange = || -> Result<(ScramClient, String), TestCaseError> {
+            let client = ScramClient::new(password.as_bytes(), channel());
             let first = String::from_utf8_lossy(client.message()).into_owned();
             let server = ScramServer::first(password.as_bytes(), &salt, iterations, &first);
             let client = scram_server_first(client, server.server_first.as_bytes())
@@ -536,7 +536,7 @@ proptest! {
         prop_assert!(scram_server_final(client, &forged).is_err(), "forged signature accepted");
 
         // Iteration counts the proxy refuses before deriving anything.
-        let c = ScramSha256::new(password.as_bytes(), channel());
+        let c = ScramClient::new(password.as_bytes(), channel());
         let first = String::from_utf8_lossy(c.message()).into_owned();
         let nonce = first.rsplit("r=").next().unwrap_or_default().to_string();
         let absurd = format!("r={nonce}x,s={},i={absurd}", b64(&salt));

@@ -36,8 +36,11 @@ pub struct SessionInfo {
     pub client_port: u16,
     pub application_name: Option<String>,
     pub tls: bool,
-    /// How the user was authenticated upstream (e.g. `scram-sha-256`), or attempted to be.
+    /// How the user was authenticated upstream (e.g. `scram-sha-256`), or attempted to be;
+    /// in `[auth] mode = "scram"`, how the client authenticated to pgvigil.
     pub auth_method: Option<String>,
+    /// How pgvigil authenticated upstream for this session (e.g. `scram-sha-256-plus`).
+    pub upstream_auth_method: Option<String>,
     /// Whether the user is a service account (`[audit] service_accounts`); not logged
     /// (statement events say `user_kind`).
     #[serde(skip)]
@@ -56,6 +59,7 @@ impl SessionInfo {
             application_name: None,
             tls: false,
             auth_method: None,
+            upstream_auth_method: None,
             service: false,
         }
     }
@@ -287,6 +291,7 @@ mod tests {
             application_name: None,
             tls: true,
             auth_method: Some("scram-sha-256".into()),
+            upstream_auth_method: Some("scram-sha-256".into()),
             service: false,
         });
         let mut out = Vec::new();
@@ -321,6 +326,7 @@ mod tests {
             application_name: None,
             tls: true,
             auth_method: None,
+            upstream_auth_method: None,
             service: false,
         });
         let mut out = Vec::new();

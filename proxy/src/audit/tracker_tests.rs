@@ -16,6 +16,7 @@ fn tracker(audit: &str) -> Tracker {
         application_name: None,
         tls: false,
         auth_method: None,
+        upstream_auth_method: None,
         service: false,
     });
     Tracker::new(Arc::new(config), Arc::new(Metrics::new()), session)

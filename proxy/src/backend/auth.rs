@@ -1,27 +1,51 @@
-//! Authenticating upstream with the client's password, whatever the server asks for:
-//! SCRAM-SHA-256 (with -PLUS channel binding over TLS), md5, cleartext, or nothing (trust).
+//! Authenticating upstream, whatever the server asks for: SCRAM-SHA-256 (with -PLUS channel
+//! binding over TLS), md5, cleartext, or nothing (trust). With the client's password
+//! (`password` mode) every method works; with a ClientKey recovered from the client's SCRAM
+//! proof (`scram` mode) only SCRAM, and an md5 hash from an auth file only md5.
 //!
 //! The SCRAM key derivation (thousands of HMAC rounds) runs on the blocking pool so a burst
 //! of logins does not stall the relays sharing the runtime's workers.
 
 use super::{BackendError, ServerConn};
+use crate::auth::scram::{Key, SCRAM, SCRAM_PLUS};
+use crate::auth::{AuthError, Binding, ScramClient, Verifier};
 use crate::wire::frame::MAX_AUTH_MESSAGE;
 use crate::wire::messages::{
     password_message, sasl_initial_response, sasl_response, AuthRequest, ErrorFields,
 };
 use bytes::Bytes;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::AsyncWriteExt;
-
-const SCRAM: &str = "SCRAM-SHA-256";
-const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
-/// Refuse absurd iteration counts: a hostile server could otherwise burn our CPU.
-const MAX_SCRAM_ITERATIONS: u64 = 1 << 24;
 
 /// What the proxy authenticates with.
 pub struct UpstreamAuth<'a> {
     pub user: &'a [u8],
-    pub password: &'a [u8],
+    pub secret: UpstreamSecret<'a>,
+}
+
+/// The secret pgvigil proves upstream.
+pub enum UpstreamSecret<'a> {
+    /// The client's cleartext password (`password` mode).
+    Password(&'a [u8]),
+    /// A ClientKey recovered from the client's SCRAM proof, with the verifier it matches.
+    ScramKey {
+        client_key: &'a Key,
+        verifier: &'a Verifier,
+    },
+    /// An md5 verifier (`md5` + hex of md5(password || user)), as an auth file holds it.
+    Md5Hash(&'a str),
+    /// Nothing but the TLS client certificate already presented (`certificate` mode).
+    Certificate,
+}
+
+impl UpstreamSecret<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            UpstreamSecret::Password(_) => "password",
+            UpstreamSecret::ScramKey { .. } => "SCRAM key",
+            UpstreamSecret::Md5Hash(_) => "md5 hash",
+            UpstreamSecret::Certificate => "client certificate",
+        }
+    }
 }
 
 /// How upstream authentication ended.
@@ -86,16 +110,18 @@ pub async fn complete(
     auth: &UpstreamAuth<'_>,
 ) -> Result<AuthOutcome, BackendError> {
     let mut method = "trust";
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     let mut request = first;
     loop {
         match request {
             AuthRequest::Ok => return Ok(AuthOutcome::Ok { method }),
             AuthRequest::Cleartext => {
                 method = "password";
+                let UpstreamSecret::Password(p) = auth.secret else {
+                    return Err(cannot_answer(method, &auth.secret));
+                };
                 // The message holds the password: built in memory that is wiped once sent
                 // (sized up front, so never reallocated with a copy left behind).
-                let p = auth.password;
                 let mut msg = zeroize::Zeroizing::new(Vec::with_capacity(p.len() + 6));
                 msg.push(b'p');
                 msg.extend_from_slice(&(p.len().saturating_add(5) as u32).to_be_bytes());
@@ -105,8 +131,15 @@ pub async fn complete(
             }
             AuthRequest::Md5 { salt } => {
                 method = "md5";
-                let hash =
-                    postgres_protocol::authentication::md5_hash(auth.user, auth.password, salt);
+                let hash = match auth.secret {
+                    UpstreamSecret::Password(p) => {
+                        postgres_protocol::authentication::md5_hash(auth.user, p, salt)
+                    }
+                    UpstreamSecret::Md5Hash(stored) => crate::auth::md5::salted(stored, salt),
+                    UpstreamSecret::ScramKey { .. } | UpstreamSecret::Certificate => {
+                        return Err(cannot_answer(method, &auth.secret))
+                    }
+                };
                 write(conn, &password_message(hash.as_bytes())).await?;
             }
             AuthRequest::Sasl { mechanisms } => {
@@ -114,21 +147,30 @@ pub async fn complete(
                 let (mech, binding) = match (&conn.channel_binding, plus) {
                     (Some(cb), true) => {
                         method = "scram-sha-256-plus";
-                        (SCRAM_PLUS, ChannelBinding::tls_server_end_point(cb.clone()))
+                        (SCRAM_PLUS, Binding::TlsServerEndPoint(cb.clone()))
                     }
                     _ if mechanisms.iter().any(|m| m == SCRAM) => {
                         method = "scram-sha-256";
                         // 'y': we could bind but the server did not offer it; 'n': we can't.
                         let cb = if conn.stream.is_tls() {
-                            ChannelBinding::unrequested()
+                            Binding::Unrequested
                         } else {
-                            ChannelBinding::unsupported()
+                            Binding::Unsupported
                         };
                         (SCRAM, cb)
                     }
                     _ => return Err(BackendError::UnsupportedAuth(mechanisms.join(", "))),
                 };
-                let s = ScramSha256::new(auth.password, binding);
+                let s = match auth.secret {
+                    UpstreamSecret::Password(p) => ScramClient::new(p, binding),
+                    UpstreamSecret::ScramKey {
+                        client_key,
+                        verifier,
+                    } => ScramClient::with_client_key(*client_key, verifier.clone(), binding),
+                    UpstreamSecret::Md5Hash(_) | UpstreamSecret::Certificate => {
+                        return Err(cannot_answer(method, &auth.secret))
+                    }
+                };
                 write(conn, &sasl_initial_response(mech, s.message())).await?;
                 scram = Some(s);
             }
@@ -187,40 +229,35 @@ async fn write(conn: &mut ServerConn, bytes: &[u8]) -> Result<(), BackendError> 
     Ok(())
 }
 
+/// Tells why a server's request cannot be answered with the secret pgvigil holds.
+fn cannot_answer(method: &str, secret: &UpstreamSecret<'_>) -> BackendError {
+    BackendError::UnsupportedAuth(format!(
+        "the server asks for {method} but pgvigil holds only a {} for this user",
+        secret.name()
+    ))
+}
+
 /// Answers a SCRAM server-first message (AuthenticationSASLContinue): refuses absurd
 /// iteration counts, then derives the keys. Blocking (thousands of HMAC rounds): the relay
 /// calls it on the blocking pool. A pure step, so fuzzing reaches the server-message
 /// parsing without a connection. On success `message()` is the client-final message.
 pub fn scram_server_first(
-    mut s: ScramSha256,
+    mut s: ScramClient,
     server_first: &[u8],
-) -> Result<ScramSha256, BackendError> {
-    check_iterations(server_first)?;
-    s.update(server_first)
-        .map_err(|e| BackendError::Scram(e.to_string()))?;
+) -> Result<ScramClient, BackendError> {
+    s.update(server_first).map_err(scram_error)?;
     Ok(s)
 }
 
 /// Checks a SCRAM server-final message (AuthenticationSASLFinal): its signature proves
 /// the server knows the password's secret.
-pub fn scram_server_final(mut s: ScramSha256, server_final: &[u8]) -> Result<(), BackendError> {
-    s.finish(server_final)
-        .map_err(|e| BackendError::Scram(e.to_string()))
+pub fn scram_server_final(mut s: ScramClient, server_final: &[u8]) -> Result<(), BackendError> {
+    s.finish(server_final).map_err(scram_error)
 }
 
-/// Reads `i=` from a SCRAM server-first message and refuses absurd values.
-fn check_iterations(server_first: &[u8]) -> Result<(), BackendError> {
-    let text = std::str::from_utf8(server_first)
-        .map_err(|_| BackendError::Scram("server-first message is not UTF-8".into()))?;
-    for attr in text.split(',') {
-        if let Some(i) = attr.strip_prefix("i=") {
-            let n: u64 = i
-                .parse()
-                .map_err(|_| BackendError::Scram("invalid iteration count".into()))?;
-            if n == 0 || n > MAX_SCRAM_ITERATIONS {
-                return Err(BackendError::Scram(format!("iteration count {n} refused")));
-            }
-        }
+fn scram_error(e: AuthError) -> BackendError {
+    match e {
+        AuthError::VerifierMismatch => BackendError::ScramVerifierMismatch,
+        other => BackendError::Scram(other.to_string()),
     }
-    Ok(())
 }

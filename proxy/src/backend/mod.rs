@@ -9,6 +9,7 @@ mod connect;
 
 pub use auth::{
     begin, complete, scram_server_final, scram_server_first, AuthOutcome, Begin, UpstreamAuth,
+    UpstreamSecret,
 };
 pub use connect::{connect, ServerConn};
 
@@ -43,4 +44,12 @@ pub enum BackendError {
     UnsupportedAuth(String),
     #[error("SCRAM exchange with PostgreSQL failed: {0}")]
     Scram(String),
+    /// `scram` mode: the server's verifier for the user has another salt or iteration count
+    /// than the one pgvigil used with the client.
+    #[error("the server's SCRAM verifier differs from pgvigil's (salt or iteration count)")]
+    ScramVerifierMismatch,
+    /// What pgvigil needs to log in upstream is unavailable: the auth_query lookup of the
+    /// user's verifier failed, or the upstream client certificate could not be minted.
+    #[error("{0}")]
+    AuthSource(String),
 }

@@ -21,7 +21,7 @@ pub struct ConfigFile {
     #[serde(default)]
     pub databases: BTreeMap<String, DatabaseRoute>,
     #[serde(default)]
-    pub auth: Auth,
+    pub auth: super::Auth,
     #[serde(default)]
     pub audit: Audit,
     #[serde(default)]
@@ -175,24 +175,6 @@ impl SslMode {
     }
 }
 
-/// `[auth]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    #[serde(default = "default_auth_mode")]
-    pub mode: AuthMode,
-}
-
-/// How the proxy learns who authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthMode {
-    /// Ask the client for its password, authenticate upstream with it.
-    Password,
-    /// Relay the server's own exchange; the proxy never sees the password.
-    Passthrough,
-}
-
 /// `[audit]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,9 +322,6 @@ fn default_sslmode() -> SslMode {
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
-fn default_auth_mode() -> AuthMode {
-    AuthMode::Password
-}
 fn default_audit_log() -> String {
     "audit.jsonl".to_string()
 }
@@ -400,14 +379,6 @@ impl Default for Upstream {
             connect_timeout: default_connect_timeout(),
             max_auth_conn: default_max_auth_conn(),
             max_auth_per_addr: default_max_auth_per_addr(),
-        }
-    }
-}
-
-impl Default for Auth {
-    fn default() -> Self {
-        Auth {
-            mode: default_auth_mode(),
         }
     }
 }

@@ -6,12 +6,15 @@
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
 mod alerts;
+mod auth;
 mod file;
 pub(crate) mod locate;
 mod validate;
 mod validate_alerts;
+mod validate_auth;
 
 pub use alerts::*;
+pub use auth::*;
 pub use file::*;
 
 use crate::sql::Classifier;
@@ -99,6 +102,8 @@ pub struct Config {
     pub classifier: Arc<Classifier>,
     /// The detection rules (`[rules]`), validated.
     pub rules: Vec<Arc<crate::detect::Rule>>,
+    /// What `[auth]` loaded: auth file, auth_query lookups, cert map, upstream CA.
+    pub auth: crate::auth::AuthSetup,
 }
 
 impl Config {

@@ -139,6 +139,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
         &DatabaseRoute::default(),
         &["upstream"],
     );
+    let auth = super::validate_auth::auth(&mut c, &file, default_upstream.as_ref());
     let mut routes = std::collections::HashMap::new();
     for (name, route) in &file.databases {
         if let Some(t) = target(&mut c, &file.upstream, route, &["databases", name]) {
@@ -152,6 +153,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             default_upstream,
             routes,
             rules,
+            auth,
             classifier: Arc::new(Classifier::new(ClassifierOptions {
                 max_parse_bytes: file.audit.max_parse_bytes,
                 cache_bytes: file.audit.classify_cache_bytes,

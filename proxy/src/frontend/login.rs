@@ -1,4 +1,4 @@
-//! Client authentication, in the two modes, and the end of the server's startup.
+//! Client authentication, in each mode, and the end of the server's startup.
 //!
 //! - `password`: the proxy asks the client for its password (cleartext, which is why it is
 //!   refused on an unencrypted non-loopback link) and authenticates upstream itself, with
@@ -58,6 +58,8 @@ pub struct LoginRequest<'a> {
     pub client_addr: IpAddr,
     /// Set as soon as the method is known, so a failure can report it.
     pub auth_method: &'a mut Option<String>,
+    /// How pgvigil authenticated upstream, once known.
+    pub upstream_auth_method: &'a mut Option<String>,
 }
 
 /// Authenticates the client and completes the server's startup.
@@ -75,19 +77,39 @@ pub async fn login(
         .encode_upstream(req.target.dbname.as_deref().map(str::as_bytes));
     // The ticket (a place among the server connections authenticating) is held until the
     // server's startup is over.
-    let (mut server, _ticket) = match req.config.file.auth.mode {
+    let mode = req.config.file.auth.mode;
+    let result = match mode {
         AuthMode::Password => {
-            password_login(&mut req, client, &mut client_reader, &upstream_startup).await?
+            password_login(&mut req, client, &mut client_reader, &upstream_startup).await
         }
         AuthMode::Passthrough => {
             let ticket = req.shared.admission.upstream_auth(req.client_addr).await;
-            let server =
-                passthrough_login(&mut req, client, &mut client_reader, &upstream_startup).await?;
-            (server, ticket)
+            passthrough_login(&mut req, client, &mut client_reader, &upstream_startup)
+                .await
+                .map(|server| (server, ticket))
+        }
+        AuthMode::Scram => {
+            crate::auth::client_login::scram_login(
+                &mut req,
+                client,
+                &mut client_reader,
+                &upstream_startup,
+            )
+            .await
+        }
+        AuthMode::Certificate => {
+            crate::auth::cert_login::certificate_login(&mut req, client, &upstream_startup).await
         }
     };
-    let prefix = match req.config.file.auth.mode {
-        AuthMode::Password => Some(auth_ok()),
+    // In these modes the client's method is the upstream one (the others record both).
+    if matches!(mode, AuthMode::Password | AuthMode::Passthrough)
+        && req.upstream_auth_method.is_none()
+    {
+        *req.upstream_auth_method = req.auth_method.clone();
+    }
+    let (mut server, _ticket) = result?;
+    let prefix = match mode {
+        AuthMode::Password | AuthMode::Scram | AuthMode::Certificate => Some(auth_ok()),
         AuthMode::Passthrough => None,
     };
     let (cancel_key, standard_conforming_strings) =
@@ -139,16 +161,18 @@ async fn password_login(
             .to_vec(),
     );
     drop(msg);
-    authenticate_upstream(req, client, upstream_startup, &password).await
+    let secret = backend::UpstreamSecret::Password(&password);
+    authenticate_upstream(req, client, upstream_startup, secret).await
 }
 
-/// Opens the server connection for a client whose password is in hand, and authenticates
-/// it with whatever the server demands.
-async fn authenticate_upstream(
+/// Opens the server connection for a client whose secret is in hand (its password, or a
+/// key recovered from its SCRAM proof), and authenticates it with whatever the server
+/// demands.
+pub(crate) async fn authenticate_upstream(
     req: &mut LoginRequest<'_>,
     client: &mut MaybeTls,
     upstream_startup: &Bytes,
-    password: &[u8],
+    secret: backend::UpstreamSecret<'_>,
 ) -> Result<(ServerConn, AuthTicket), FrontendError> {
     let ticket = req.shared.admission.upstream_auth(req.client_addr).await;
     let (mut server, begin) = begin_upstream(req, upstream_startup).await?;
@@ -166,7 +190,7 @@ async fn authenticate_upstream(
     let user = req.startup.get("user").cloned().unwrap_or_default();
     let auth = UpstreamAuth {
         user: &user,
-        password,
+        secret,
     };
     match backend::complete(&mut server, request, &auth).await? {
         AuthOutcome::Ok { method } => {
@@ -447,7 +471,7 @@ async fn learn_catalog(
     Ok((SessionShadow::new(slot, &facts), reply.for_client))
 }
 
-async fn read_client(
+pub(crate) async fn read_client(
     client: &mut MaybeTls,
     reader: &mut FramedReader,
 ) -> Result<Message, FrontendError> {
@@ -461,7 +485,7 @@ async fn read_client(
 }
 
 /// Reads a message that may carry a password (see [`FramedReader::next_secret`]).
-async fn read_secret(
+pub(crate) async fn read_secret(
     client: &mut MaybeTls,
     reader: &mut FramedReader,
 ) -> Result<SecretMessage, FrontendError> {
@@ -477,7 +501,7 @@ async fn read_secret(
         })
 }
 
-async fn write(s: &mut MaybeTls, bytes: &[u8]) -> Result<(), WireError> {
+pub(crate) async fn write(s: &mut MaybeTls, bytes: &[u8]) -> Result<(), WireError> {
     s.write_all(bytes).await?;
     s.flush().await?;
     Ok(())

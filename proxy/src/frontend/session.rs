@@ -244,6 +244,7 @@ async fn establish(
             startup: &startup,
             client_addr: info.client_addr,
             auth_method: &mut info.auth_method,
+            upstream_auth_method: &mut info.upstream_auth_method,
         };
         login(req, &mut client).await.map(|l| (l, place))
     }

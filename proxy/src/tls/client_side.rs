@@ -16,6 +16,9 @@ pub const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 pub struct ClientTls {
     pub mode: ClientTlsMode,
     pub acceptor: TlsAcceptor,
+    /// `tls-server-end-point` of pgvigil's certificate: the channel binding of the SCRAM
+    /// exchanges pgvigil runs with clients (`[auth] mode = "scram"`).
+    pub end_point: Vec<u8>,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -36,6 +39,10 @@ impl ClientTls {
         ca_file: Option<&Path>,
     ) -> Result<ClientTls, TlsError> {
         let certs = load_certs(cert_file)?;
+        let end_point = certs
+            .first()
+            .map(super::tls_server_end_point)
+            .unwrap_or_default();
         let key = load_key(key_file)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?;
@@ -54,6 +61,7 @@ impl ClientTls {
         Ok(ClientTls {
             mode,
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            end_point,
         })
     }
 }

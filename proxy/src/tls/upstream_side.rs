@@ -18,6 +18,8 @@ pub struct UpstreamTls {
     pub connector: TlsConnector,
     /// The name the server certificate is checked against (verify-full) and sent as SNI.
     pub server_name: ServerName<'static>,
+    /// How the server certificate is checked, kept for [`UpstreamTls::with_client_cert`].
+    verifier: Arc<dyn ServerCertVerifier>,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -56,14 +58,34 @@ impl UpstreamTls {
         let config = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
+            .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
         let server_name = ServerName::try_from(host.to_string())
             .map_err(|e| TlsError::Verifier(format!("invalid upstream host name {host}: {e}")))?;
         Ok(Some(UpstreamTls {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
+            verifier,
         }))
+    }
+
+    /// The same settings, presenting `chain` (with its `key`) as the client certificate:
+    /// `[auth] mode = "certificate"` mints one per session.
+    pub fn with_client_cert(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> Result<UpstreamTls, TlsError> {
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier.clone())
+            .with_client_auth_cert(chain, key)?;
+        Ok(UpstreamTls {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name: self.server_name.clone(),
+            verifier: self.verifier.clone(),
+        })
     }
 }
 

@@ -54,6 +54,8 @@ pub struct ProxyOptions {
     pub audit: String,
     /// `[audit] log`, relative to the proxy's folder (or absolute).
     pub audit_log: String,
+    /// Extra keys for the `[auth]` table (e.g. `auth_file = "/path/userlist.txt"`).
+    pub auth: String,
 }
 
 impl Default for ProxyOptions {
@@ -73,6 +75,7 @@ impl Default for ProxyOptions {
             extra: String::new(),
             audit: String::new(),
             audit_log: "audit.jsonl".into(),
+            auth: String::new(),
         }
     }
 }
@@ -152,6 +155,7 @@ connect_timeout = "5s"
 
 [auth]
 mode = "{auth}"
+{auth_extra}
 
 [audit]
 log = "{audit_log}"
@@ -177,6 +181,7 @@ listen = "127.0.0.1:{metrics_port}"
                 upport = upstream_port,
                 sslmode = opts.sslmode,
                 auth = opts.auth_mode,
+                auth_extra = opts.auth,
                 extra = opts.extra,
                 audit = opts.audit,
                 audit_log = opts.audit_log.clone(),
