@@ -58,6 +58,7 @@ fn statement(user: &str, service: bool) -> AuditEvent {
             rows_before: 0,
             duration_ms: Some(0.1),
             parameters: None,
+            denied_by: None,
         }),
     }
 }

@@ -30,6 +30,7 @@ use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
+use crate::enforce::{Denial, SessionPolicy};
 use crate::metrics::Metrics;
 use crate::sql::{Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
@@ -66,6 +67,14 @@ pub struct Tracker {
     scs: bool,
     /// Whether a noise verdict resting on an unqualified name holds in this session.
     shadow: SessionShadow,
+    /// What this session may not run (`enforce`); `None` when nothing is refused.
+    policy: Option<SessionPolicy>,
+    /// The stand-in for the client frame just seen, when it was refused.
+    substitute: Option<Vec<u8>>,
+    /// The refusal's ErrorResponse in place of the server frame just seen.
+    server_substitute: Option<Vec<u8>>,
+    /// Refused Parse/Execute messages whose stand-in's error has not come back yet.
+    denials_pending: usize,
 }
 
 impl Tracker {
@@ -101,7 +110,95 @@ impl Tracker {
             roles: Roles::default(),
             scs: true,
             shadow: SessionShadow::unknown(),
+            policy: None,
+            substitute: None,
+            server_substitute: None,
+            denials_pending: 0,
         }
+    }
+
+    /// What this session may not run; a policy that refuses nothing is not kept.
+    pub fn set_policy(&mut self, policy: SessionPolicy) {
+        self.policy = policy.active().then_some(policy);
+    }
+
+    /// Whether some message of this session may be refused (the relay then holds the
+    /// frames that may be replaced).
+    pub fn enforcing(&self) -> bool {
+        self.policy.is_some()
+    }
+
+    /// How many body bytes of a client frame must be in hand before any of it is
+    /// forwarded: enough to decide whether it is refused.
+    pub fn client_hold(&self, tag: u8, len: usize) -> usize {
+        let Some(p) = &self.policy else {
+            return 0;
+        };
+        match tag {
+            b'Q' | b'P' => self.capture.min(len),
+            b'E' => NAMES_CAPTURE.min(len),
+            b'F' if p.read_only() => 4.min(len),
+            b'F' => 0,
+            _ => 0,
+        }
+    }
+
+    /// How many body bytes of a server frame must be in hand: a stand-in's error, to be
+    /// replaced whole.
+    pub fn server_hold(&self, tag: u8, len: usize) -> usize {
+        if tag == b'E' && self.denials_pending > 0 && len <= ERROR_CAPTURE {
+            len
+        } else {
+            0
+        }
+    }
+
+    /// The stand-in for the client frame just scanned, if it was refused.
+    pub fn take_substitute(&mut self) -> Option<Vec<u8>> {
+        self.substitute.take()
+    }
+
+    /// The replacement for the server frame just scanned.
+    pub fn take_server_substitute(&mut self) -> Option<Vec<u8>> {
+        self.server_substitute.take()
+    }
+
+    /// A refusal that applies before looking at what the message runs.
+    fn refused_now(&self) -> Option<Denial> {
+        self.policy.as_ref().and_then(SessionPolicy::before_any)
+    }
+
+    /// Audits a refused simple Query statement by statement and puts its stand-in in place.
+    fn deny_query(&mut self, pieces: Vec<Statement>, d: Denial) {
+        let id = self.take_id();
+        for (i, st) in pieces.into_iter().enumerate() {
+            self.finish(id, i + 1, st, "simple", None, Fate::denied(&d));
+        }
+        self.note_denied(&d);
+        self.substitute = Some(crate::enforce::substitute::query(&d));
+        self.push(Pending::Denied {
+            simple: true,
+            denial: Arc::new(d),
+        });
+    }
+
+    /// Audits a refused Parse or Execute and puts its stand-in in place.
+    fn deny_extended(&mut self, st: Statement, params: Params, d: Denial) {
+        let id = self.take_id();
+        self.finish(id, 1, st, "extended", params, Fate::denied(&d));
+        self.note_denied(&d);
+        self.substitute = Some(crate::enforce::substitute::execute());
+        self.denials_pending += 1;
+        self.push(Pending::Denied {
+            simple: false,
+            denial: Arc::new(d),
+        });
+    }
+
+    fn note_denied(&self, d: &Denial) {
+        metrics::counter!("pgvigil_statements_denied_total", "denied_by" => d.by.to_string())
+            .increment(1);
+        tracing::info!(denied_by = %d.by, sqlstate = d.sqlstate, "statement refused");
     }
 
     /// The server's `standard_conforming_strings` as reported at login.
@@ -163,6 +260,24 @@ impl Tracker {
                 self.push(Pending::Close);
             }
             b'F' => {
+                let refusal = self.refused_now().or_else(|| {
+                    self.policy
+                        .as_ref()
+                        .filter(|p| p.read_only())
+                        .map(|_| crate::enforce::readonly::function_call())
+                });
+                if let Some(d) = refusal {
+                    let id = self.take_id();
+                    let fate = Fate::denied(&d);
+                    self.finish_function(id, messages::function_call(body), fate);
+                    self.note_denied(&d);
+                    self.substitute = Some(crate::enforce::substitute::query(&d));
+                    self.push(Pending::Denied {
+                        simple: true,
+                        denial: Arc::new(d),
+                    });
+                    return;
+                }
                 let id = self.take_id();
                 self.push(Pending::Function {
                     id,
@@ -249,6 +364,18 @@ impl Tracker {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
         let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
+        let refusal = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.decide_all(&pieces, truncated, &self.session));
+        if let Some(d) = refusal {
+            if truncated {
+                if let Some(last) = pieces.pop() {
+                    pieces.push(seen_in_part(last));
+                }
+            }
+            return self.deny_query(pieces, d);
+        }
         for p in &pieces {
             self.count_classified(p);
             self.shadow.sent(p);
@@ -288,8 +415,17 @@ impl Tracker {
         self.count_classified(&prepared);
         // The name and the text each end with a NUL: without the second, the capture cut
         // the text.
-        if body.iter().filter(|&&b| b == 0).count() < 2 {
+        let truncated = body.iter().filter(|&&b| b == 0).count() < 2;
+        if truncated {
             prepared = seen_in_part(prepared);
+        }
+        let refusal = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.decide_all(std::slice::from_ref(&prepared), truncated, &self.session));
+        if let Some(d) = refusal {
+            // The server never learns of this statement: the registry keeps what it had.
+            return self.deny_extended(prepared, None, d);
         }
         let prepared = Arc::new(prepared);
         self.registry.parse(name, prepared.clone());
@@ -309,6 +445,11 @@ impl Tracker {
 
     fn on_execute(&mut self, body: &[u8]) {
         let (name, max_rows) = messages::execute(body);
+        if let Some(d) = self.refused_now() {
+            let portal = self.registry.portal(&name);
+            let (_, st, params) = self.executed(portal, &name);
+            return self.deny_extended(st, params, d);
+        }
         let portal = self.registry.portal(&name);
         if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
             self.shadow.sent(&st);
@@ -427,6 +568,7 @@ impl Tracker {
             rows: None,
             started: Some(started),
             batch: None,
+            denied_by: None,
         };
         match self.queue.front() {
             Some(Pending::Query { .. }) => {
@@ -446,6 +588,22 @@ impl Tracker {
                 }
             }
             Some(Pending::Sync) | None => {}
+            // The stand-in of a refused Query or FunctionCall failed as meant;
+            // ReadyForQuery follows.
+            Some(Pending::Denied { simple: true, .. }) => {}
+            Some(Pending::Denied { simple: false, .. }) => {
+                if let Some(Pending::Denied { denial, .. }) = self.queue.pop_front() {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                    if crate::enforce::substitute::is_stand_in_error(
+                        e.sqlstate.as_deref(),
+                        &e.message,
+                    ) {
+                        self.server_substitute = Some(crate::enforce::substitute::error(&denial));
+                    }
+                }
+                // The server skips to Sync: what was queued after it never runs.
+                self.fail_batch(Fate::skipped());
+            }
             Some(_) => self.fail_batch(fate(Instant::now())),
         }
     }
@@ -460,7 +618,10 @@ impl Tracker {
         while let Some(p) = self.queue.front() {
             if matches!(
                 p,
-                Pending::Sync | Pending::Query { .. } | Pending::Function { .. }
+                Pending::Sync
+                    | Pending::Query { .. }
+                    | Pending::Function { .. }
+                    | Pending::Denied { simple: true, .. }
             ) {
                 break;
             }
@@ -468,6 +629,10 @@ impl Tracker {
                 break;
             };
             match p {
+                // Its stand-in is skipped too; its event is out already.
+                Pending::Denied { .. } => {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                }
                 Pending::Execute {
                     id,
                     portal,
@@ -500,7 +665,12 @@ impl Tracker {
     fn on_ready(&mut self, status: u8) {
         while let Some(p) = self.queue.pop_front() {
             match p {
-                Pending::Sync | Pending::Function { .. } => break,
+                Pending::Sync | Pending::Function { .. } | Pending::Denied { simple: true, .. } => {
+                    break
+                }
+                Pending::Denied { simple: false, .. } => {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                }
                 Pending::Query {
                     id,
                     pieces,
@@ -539,6 +709,7 @@ impl Tracker {
             rows: None,
             started,
             batch: None,
+            denied_by: None,
         };
         while let Some(p) = self.queue.pop_front() {
             match p {
@@ -616,7 +787,7 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         mut fate: Fate,
     ) {
-        if fate.outcome != Outcome::Skipped {
+        if matches!(fate.outcome, Outcome::Ok | Outcome::Error) {
             self.shadow.settled(&st, fate.outcome == Outcome::Ok);
         }
         let r = self
@@ -648,10 +819,12 @@ impl Tracker {
         // for a statement that failed: tools' catalog queries do not fail; a failure is a
         // human's, and worth a line.
         let class = self.shadow.judge(st.class);
-        let noise = class.noise && fate.outcome != Outcome::Error;
+        let noise = class.noise && matches!(fate.outcome, Outcome::Ok | Outcome::Skipped);
         self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;
-        let logged = (audit.log_service_accounts || !self.service) && (audit.log_noise || !noise);
+        // A refusal is always worth a line.
+        let logged = fate.outcome == Outcome::Denied
+            || ((audit.log_service_accounts || !self.service) && (audit.log_noise || !noise));
         if !logged && !self.detect_statements {
             return;
         }
@@ -686,6 +859,7 @@ impl Tracker {
             rows_before: fate.batch.map_or(0, |(before, _)| before),
             duration_ms,
             parameters: params,
+            denied_by: fate.denied_by,
         };
         self.ready.push(AuditEvent::Statement {
             // Only the log prints `ts`: a statement kept for the detector alone skips the

@@ -58,6 +58,8 @@ pub struct AuditSink {
     metrics: Arc<Metrics>,
     detector: Arc<Detector>,
     durability: Durability,
+    /// Whether the last write worked (`[audit] on_write_error = "refuse"` reads it).
+    health: Arc<crate::enforce::WriteHealth>,
 }
 
 impl AuditSink {
@@ -141,6 +143,11 @@ impl AuditSink {
     }
 
     /// The detector every event meets on its way to the log.
+    /// Whether the audit log can be written, as the last write found.
+    pub fn write_health(&self) -> &Arc<crate::enforce::WriteHealth> {
+        &self.health
+    }
+
     pub fn detector(&self) -> &Arc<Detector> {
         &self.detector
     }
@@ -178,11 +185,13 @@ impl AuditWriter {
         })?;
         let (tx, rx) = mpsc::channel(opts.capacity.max(1));
         let (format, durability) = (opts.format, opts.durability);
+        let health = Arc::new(crate::enforce::WriteHealth::default());
         let thread = std::thread::Builder::new()
             .name("pgvigil-audit".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || run(rx, out, format, durability, metrics)
+                let health = health.clone();
+                move || run(rx, out, format, durability, metrics, &health)
             })
             .map_err(|source| AuditError::Open {
                 path: opts.log.to_string(),
@@ -194,6 +203,7 @@ impl AuditWriter {
                 metrics,
                 detector,
                 durability,
+                health,
             },
             AuditWriter {
                 thread: Some(thread),
@@ -225,6 +235,7 @@ fn run(
     format: AuditFormat,
     durability: Durability,
     metrics: Arc<Metrics>,
+    health: &crate::enforce::WriteHealth,
 ) {
     let mut batch = Batch {
         buf: Vec::with_capacity(64 * 1024),
@@ -285,7 +296,7 @@ fn run(
                     }
                     Item::Reopen => {
                         // What came before the request belongs in the old file.
-                        commit(&mut out, &mut batch, durability, &metrics);
+                        commit(&mut out, &mut batch, durability, &metrics, health);
                         match out.reopen() {
                             Ok(()) => tracing::info!("audit log reopened"),
                             Err(e) => {
@@ -295,7 +306,7 @@ fn run(
                     }
                 }
             }
-            commit(&mut out, &mut batch, durability, &metrics);
+            commit(&mut out, &mut batch, durability, &metrics, health);
             dirty = durability != Durability::Synced;
             if dirty && rt.is_none() {
                 sync_or_report(&mut out, &metrics);
@@ -308,7 +319,7 @@ fn run(
             dirty = false;
         }
     }
-    commit(&mut out, &mut batch, durability, &metrics);
+    commit(&mut out, &mut batch, durability, &metrics, health);
     sync_or_report(&mut out, &metrics);
 }
 
@@ -316,9 +327,17 @@ fn run(
 /// releases the sessions waiting on it. A failed write is cut back out of the file; its
 /// events are counted as failed and their sessions released all the same (the loss is
 /// counted and logged, and a session must not hang on a broken disk).
-fn commit(out: &mut LogFile, batch: &mut Batch, durability: Durability, metrics: &Metrics) {
+fn commit(
+    out: &mut LogFile,
+    batch: &mut Batch,
+    durability: Durability,
+    metrics: &Metrics,
+    health: &crate::enforce::WriteHealth,
+) {
     if !batch.buf.is_empty() {
-        match out.append(&batch.buf) {
+        let result = out.append(&batch.buf);
+        health.set(result.is_ok());
+        match result {
             Ok(()) => {
                 if durability == Durability::Synced {
                     sync_or_report(out, metrics);

@@ -127,6 +127,10 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             "set a file path, or \"-\" for standard output",
         );
     }
+    for (key, message) in crate::enforce::access::check(&file.access) {
+        let path: Vec<&str> = key.split('.').collect();
+        c.issue(&path, message);
+    }
     let rules = super::validate_alerts::rules(&mut c, &file);
     super::validate_alerts::alerts(&mut c, &file);
     let client_tls = client_tls(&mut c, &file);
