@@ -516,3 +516,63 @@ fn pgvigil_check_refuses_after_the_fact_conditions_in_deny_rules() {
         assert!(text.contains(key), "{key} not refused:\n{text}");
     }
 }
+
+#[test]
+fn sighup_reloads_deny_rules_and_policies_together() {
+    table("reload_t", 3);
+    let proxy = Proxy::start(
+        pg(),
+        ProxyOptions {
+            tls_mode: "disable",
+            ..ProxyOptions::default()
+        },
+    );
+    let mut before = raw_login(proxy.port, "app_user", "app_pass", "app");
+    let text = std::fs::read_to_string(&proxy.config_path).unwrap();
+    // A broken policy: the whole reload is refused, nothing of it applies.
+    std::fs::write(
+        &proxy.config_path,
+        format!(
+            "{text}\n[rules]\nenable = [\"deny-unbounded-write\"]\n[access]\n[[access.policy]]\n\
+             users = [\"md5_user\"]\nclient_addrs = [\"10.0.0.0/99\"]\n"
+        ),
+    )
+    .unwrap();
+    proxy.sighup();
+    wait_until("reload refused", std::time::Duration::from_secs(10), || {
+        proxy.log().contains("reload failed")
+    });
+    let mut s = raw_login(proxy.port, "app_user", "app_pass", "app");
+    raw_query(&mut s, "DELETE FROM reload_t WHERE id = 3").unwrap();
+    raw_query(&mut s, "INSERT INTO reload_t VALUES (3)").unwrap();
+    let e = raw_query(&mut s, "UPDATE reload_t SET id = id").map(|_| ());
+    assert!(e.is_ok(), "no deny rule yet: {e:?}");
+    // The valid version: deny rule and policy arrive together.
+    std::fs::write(
+        &proxy.config_path,
+        format!(
+            "{text}\n[rules]\nenable = [\"deny-unbounded-write\"]\n[access]\n[[access.policy]]\n\
+             users = [\"md5_user\"]\ndatabases = [\"postgres\"]\n"
+        ),
+    )
+    .unwrap();
+    proxy.sighup();
+    wait_until("reloaded", std::time::Duration::from_secs(10), || {
+        proxy.log().matches("configuration reloaded").count() >= 1
+    });
+    let mut after = raw_login(proxy.port, "app_user", "app_pass", "app");
+    let e = raw_query(&mut after, "DELETE FROM reload_t").unwrap_err();
+    assert_eq!(e[&'C'], "42501", "{e:?}");
+    let mut m = raw_connect(proxy.port);
+    m.write_all(&startup_packet(&[
+        ("user", "md5_user"),
+        ("database", "app"),
+    ]))
+    .unwrap();
+    let e = finish_raw_login(&mut m, "md5_pass").unwrap_err();
+    assert_eq!(e[&'C'], "28000", "{e:?}");
+    // A session that began before the reload keeps the configuration it started with, as
+    // every other setting does.
+    raw_query(&mut before, "SELECT 1").unwrap();
+    assert_eq!(rows("reload_t"), 3);
+}

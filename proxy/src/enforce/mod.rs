@@ -104,10 +104,10 @@ impl WriteHealth {
 /// address conditions hold for this session (so each statement is checked against its
 /// class only), whether it is read-only, and the audit log's health.
 pub struct SessionPolicy {
-    deny: Vec<Arc<Rule>>,
+    /// Deny rules with the `match` tables whose session conditions hold (by index).
+    deny: Vec<(Arc<Rule>, Vec<usize>)>,
     read_only: bool,
     health: Option<Arc<WriteHealth>>,
-    service: bool,
 }
 
 impl SessionPolicy {
@@ -118,15 +118,18 @@ impl SessionPolicy {
             .rules
             .iter()
             .filter(|r| r.action == Action::Deny)
-            .filter(|r| {
+            .filter_map(|r| {
                 // `application_name` can change mid-session: it is checked per statement.
-                r.matches.all().iter().any(|m| {
-                    let mut m = m.clone();
-                    m.application_name.clear();
-                    session_matches(&m, session, service)
-                })
+                let tables: Vec<usize> = (r.matches.all().iter().enumerate())
+                    .filter(|(_, m)| {
+                        let mut m = (*m).clone();
+                        m.application_name.clear();
+                        session_matches(&m, session, service)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                (!tables.is_empty()).then(|| (r.clone(), tables))
             })
-            .cloned()
             .collect();
         let read_only = session.user.as_deref().is_some_and(|u| {
             access::policy_for(&config.file.access, u).is_some_and(|p| p.read_only)
@@ -136,7 +139,6 @@ impl SessionPolicy {
             deny,
             read_only,
             health,
-            service,
         }
     }
 
@@ -175,13 +177,13 @@ impl SessionPolicy {
                 return Some(d);
             }
         }
-        for rule in &self.deny {
-            let hit = rule.matches.all().iter().any(|m| {
+        for (rule, tables) in &self.deny {
+            let all = rule.matches.all();
+            let hit = tables.iter().filter_map(|&i| all.get(i)).any(|m| {
                 crate::detect::rule::any_glob_pub(
                     &m.application_name,
                     session.application_name.as_deref(),
-                ) && session_matches(m, session, self.service)
-                    && class_matches(m, &st.class, st.class.noise, &[])
+                ) && class_matches(m, &st.class, st.class.noise, &[])
             });
             if hit {
                 return Some(Denial::rule(rule));

@@ -10,7 +10,8 @@ use crate::sql::Statement;
 /// The refusal of `st` in a read-only session, if it could undo read-only.
 pub fn check(st: &Statement) -> Option<Denial> {
     let c = &st.class;
-    let text = st.text.to_ascii_lowercase();
+    // Lowercased only for the few commands whose text is looked into.
+    let text = || st.text.to_ascii_lowercase();
     let refuse = |what: &str| {
         Some(Denial::builtin(
             BY_READ_ONLY,
@@ -33,7 +34,8 @@ pub fn check(st: &Statement) -> Option<Denial> {
         // Any mention of read/write state, including through quoted or escaped names
         // (`U&"..."`), in SET/RESET.
         "SET" | "RESET" => {
-            if text.contains("read") || text.contains("u&") || text.contains("\\") {
+            let text = text();
+            if text.contains("read") || text.contains("u&") || text.contains('\\') {
                 refuse("changing the transaction's read-only setting")
             } else {
                 None
@@ -41,16 +43,16 @@ pub fn check(st: &Statement) -> Option<Denial> {
         }
         // BEGIN READ WRITE, START TRANSACTION ... READ WRITE, SET TRANSACTION READ WRITE,
         // SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE.
-        _ if text.contains("write")
-            && (cmd.starts_with("BEGIN")
-                || cmd.starts_with("START")
-                || cmd.starts_with("SET")
-                || cmd == "UNKNOWN") =>
+        _ if (cmd.starts_with("BEGIN")
+            || cmd.starts_with("START")
+            || cmd.starts_with("SET")
+            || cmd == "UNKNOWN")
+            && text().contains("write") =>
         {
             refuse("a read-write transaction")
         }
         // Anything pgvigil could not classify that mentions the setting.
-        "UNKNOWN" if text.contains("read") => {
+        "UNKNOWN" if text().contains("read") => {
             refuse("changing the transaction's read-only setting")
         }
         _ => None,
