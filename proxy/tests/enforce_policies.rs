@@ -576,3 +576,48 @@ fn sighup_reloads_deny_rules_and_policies_together() {
     raw_query(&mut before, "SELECT 1").unwrap();
     assert_eq!(rows("reload_t"), 3);
 }
+
+#[test]
+fn jdbc_denied_statements_prepared_batches_and_transactions() {
+    let Some((javac, java, jar)) = java::java_tools_or_skip("jdbc deny test") else {
+        return;
+    };
+    let classes = tempfile::tempdir().expect("temp dir");
+    java::compile(&javac, &jar, classes.path(), "Deny.java");
+    table("deny_jdbc", 4);
+    let proxy = Proxy::start(
+        pg(),
+        ProxyOptions {
+            extra: DENY_DELETE.into(),
+            ..ProxyOptions::default()
+        },
+    );
+    let classpath = format!("{}:{}", jar.display(), classes.path().display());
+    let url = format!(
+        "jdbc:postgresql://127.0.0.1:{}/app?sslmode=disable",
+        proxy.port
+    );
+    let (ok, out) = java::run_bounded(
+        std::process::Command::new(&java)
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("Deny")
+            .args([url.as_str(), "app_user", "app_pass", "deny_jdbc"]),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(
+        ok && out.lines().any(|l| l.trim() == "OK"),
+        "JDBC deny client failed:\n{out}\nproxy log:\n{}",
+        proxy.log()
+    );
+    // Nothing denied ran; the batch's first INSERT ran or not as the driver sent it, but
+    // no DELETE or UPDATE did.
+    assert_eq!(
+        direct("SELECT count(*) FROM deny_jdbc WHERE id BETWEEN 1 AND 4"),
+        "4"
+    );
+    assert_eq!(
+        direct("SELECT count(*) FROM deny_jdbc WHERE id = 2000"),
+        "0"
+    );
+}
