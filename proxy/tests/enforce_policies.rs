@@ -621,3 +621,35 @@ fn jdbc_denied_statements_prepared_batches_and_transactions() {
         "0"
     );
 }
+
+#[tokio::test]
+async fn statements_too_long_to_check_are_refused_and_the_session_stays_in_step() {
+    table("deny_long", 2);
+    let proxy = start(DENY_DELETE).await;
+    let c = connect_as(&proxy, "app_user", "app_pass", "deny_long").await;
+    // 3 MiB of comment hides the DELETE past what pgvigil captures (1 MiB).
+    let pad = "x".repeat(3 << 20);
+    let sql = format!("SELECT 1 /* {pad} */; DELETE FROM deny_long");
+    let e = c.simple_query(&sql).await.unwrap_err();
+    assert_eq!(code(&e), "42501", "{e}");
+    assert!(message(&e).contains("too long"), "{}", message(&e));
+    assert_eq!(rows("deny_long"), 2);
+    // The dropped remainder did not desynchronise anything.
+    let r = c.query_one("SELECT 40 + $1::int", &[&2i32]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0), 42);
+    // The same through Parse.
+    let e = c
+        .prepare(
+            &sql.replacen("SELECT 1", "DELETE FROM deny_long", 1)
+                .replace("; DELETE FROM deny_long", ""),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42501", "{e}");
+    let r = c.query_one("SELECT 1", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0), 1);
+    assert_eq!(rows("deny_long"), 2);
+    proxy.wait_event("too-long refusal", |e| {
+        e["outcome"] == "denied" && e["denied_by"] == "pgvigil:too_long_to_check"
+    });
+}
