@@ -67,6 +67,16 @@ fn is_fn(f: &str, name: &str) -> bool {
     fn_name(f) == name
 }
 
+/// The refusal of a FunctionCall message in a read-only session: it names its function
+/// by number, which could be `set_config`.
+pub fn function_call() -> Denial {
+    Denial::builtin(
+        BY_READ_ONLY,
+        DENIED,
+        "read-only access: FunctionCall messages are not allowed",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;
@@ -110,14 +120,4 @@ mod tests {
             assert!(check(&st).is_none(), "{sql} was refused");
         }
     }
-}
-
-/// The refusal of a FunctionCall message in a read-only session: it names its function
-/// by number, which could be `set_config`.
-pub fn function_call() -> Denial {
-    Denial::builtin(
-        BY_READ_ONLY,
-        DENIED,
-        "read-only access: FunctionCall messages are not allowed",
-    )
 }
