@@ -13,6 +13,10 @@
 //! - [`audit`]: audit events and the bounded, durable writer; what a session's noise
 //!   verdicts may trust (`audit::shadow`).
 //! - [`detect`]: detection rules over the audit events, findings, blocks.
+//! - [`enforce`]: refusals decided before a statement is forwarded (deny rules, access
+//!   policies, an audit log that cannot be written) and the relay that replaces refused
+//!   messages with stand-ins the server fails.
+//! - [`matching`]: globs and CIDR ranges, shared by config, detect and enforce.
 //! - [`sinks`]: where findings go (file, PostgreSQL, webhooks) through the durable outbox.
 //! - [`sql`]: statement classification (pgAudit classes, objects, noise), redaction and the
 //!   classification cache; pure functions over hostile text.

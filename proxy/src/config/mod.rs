@@ -10,11 +10,11 @@ mod alerts;
 mod file;
 pub(crate) mod locate;
 mod validate;
-mod validate_alerts;
 
 pub use access::*;
 pub use alerts::*;
 pub use file::*;
+pub use validate::Checker;
 
 use crate::sql::Classifier;
 use crate::tls::{ClientTls, UpstreamTls};

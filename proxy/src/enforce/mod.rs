@@ -210,6 +210,15 @@ impl SessionPolicy {
     }
 }
 
+/// Enforcement checks what it owns in the configuration (`[access]`); called by config
+/// validation, that is by `pgvigil check`, startup and every reload.
+pub fn check(c: &mut crate::config::Checker<'_>, file: &crate::config::ConfigFile) {
+    for (key, message) in access::check(&file.access) {
+        let path: Vec<&str> = key.split('.').collect();
+        c.issue(&path, message);
+    }
+}
+
 /// The refusal of a statement longer than what pgvigil captures, while refusals are on.
 pub fn too_long() -> Denial {
     Denial::builtin(
