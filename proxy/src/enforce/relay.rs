@@ -191,3 +191,96 @@ fn lock(
 ) -> std::sync::MutexGuard<'_, crate::audit::Tracker> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holds Query frames whole (up to `cap`) and replaces those whose text starts "DROP".
+    struct Fake {
+        cap: usize,
+        sub: Option<Vec<u8>>,
+    }
+
+    impl FrameObserver for Fake {
+        fn on_header(&mut self, tag: u8, len: usize) -> usize {
+            if tag == b'Q' {
+                self.cap.min(len)
+            } else {
+                0
+            }
+        }
+        fn on_frame(&mut self, _tag: u8, _len: usize, head: &[u8]) {
+            if head.starts_with(b"DROP") {
+                self.sub = Some(b"Z-sub".to_vec());
+            }
+        }
+    }
+
+    impl Substitute for Fake {
+        fn hold(&mut self, tag: u8, len: usize) -> usize {
+            if tag == b'Q' {
+                self.cap.min(len)
+            } else {
+                0
+            }
+        }
+        fn take_substitute(&mut self) -> Option<Vec<u8>> {
+            self.sub.take()
+        }
+    }
+
+    fn q(text: &str) -> Vec<u8> {
+        let mut f = vec![b'Q'];
+        f.extend_from_slice(&((text.len() + 5) as u32).to_be_bytes());
+        f.extend_from_slice(text.as_bytes());
+        f.push(0);
+        f
+    }
+
+    /// Feeds `stream` in chunks of `step` bytes, as reads would, and returns what would
+    /// be written on.
+    fn run(stream: &[u8], step: usize, cap: usize) -> Vec<u8> {
+        let mut scanner = FrameScanner::new(1 << 20);
+        let mut obs = Fake { cap, sub: None };
+        let mut discard = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        for chunk in stream.chunks(step) {
+            buf.extend_from_slice(chunk);
+            let p = pass(&buf, &mut scanner, &mut obs, &mut discard, 1 << 20).unwrap();
+            match p.out {
+                Some(o) => out.extend(o),
+                None => out.extend_from_slice(&buf[..p.used]),
+            }
+            buf.drain(..p.used);
+        }
+        assert!(buf.is_empty(), "left over: {buf:?}");
+        out
+    }
+
+    #[test]
+    fn replaces_only_the_refused_frame_whatever_the_reads() {
+        let mut stream = q("SELECT 1");
+        stream.extend(q("DROP TABLE t"));
+        stream.extend(q("SELECT 2"));
+        let mut want = q("SELECT 1");
+        want.extend_from_slice(b"Z-sub");
+        want.extend(q("SELECT 2"));
+        for step in 1..stream.len() {
+            assert_eq!(run(&stream, step, 1024), want, "reads of {step} bytes");
+        }
+    }
+
+    #[test]
+    fn a_refused_frame_longer_than_the_hold_is_dropped_to_its_end() {
+        let long = format!("DROP TABLE t /* {} */", "x".repeat(300));
+        let mut stream = q(&long);
+        stream.extend(q("SELECT 2"));
+        let mut want = b"Z-sub".to_vec();
+        want.extend(q("SELECT 2"));
+        for step in [1, 7, 64, 100, 1000] {
+            assert_eq!(run(&stream, step, 16), want, "reads of {step} bytes");
+        }
+    }
+}
