@@ -129,20 +129,21 @@ fn enforcement(c: &mut Criterion) {
     let policy = SessionPolicy::new(&config, &human, health.clone());
     assert!(policy.active());
     let one = std::slice::from_ref(&st);
-    assert!(policy.decide_all(one, false, &human).is_none());
+    let classify = |sql: &str| classifier.classify_statement(sql);
+    assert!(policy.decide_all(one, false, &human, &classify).is_none());
     c.bench_function(
         "enforce: human UPDATE, 6 deny rules enabled, none matches",
-        |b| b.iter(|| policy.decide_all(black_box(one), false, &human)),
+        |b| b.iter(|| policy.decide_all(black_box(one), false, &human, &classify)),
     );
     let analyst = session("analyst_1", false);
     let ro = SessionPolicy::new(&config, &analyst, health);
     let select =
         classifier.classify_statement("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
     let sel = std::slice::from_ref(&select);
-    assert!(ro.decide_all(sel, false, &analyst).is_none());
+    assert!(ro.decide_all(sel, false, &analyst, &classify).is_none());
     c.bench_function(
         "enforce: read-only SELECT, 6 deny rules, none matches",
-        |b| b.iter(|| ro.decide_all(black_box(sel), false, &analyst)),
+        |b| b.iter(|| ro.decide_all(black_box(sel), false, &analyst, &classify)),
     );
 }
 

@@ -653,3 +653,26 @@ async fn statements_too_long_to_check_are_refused_and_the_session_stays_in_step(
         e["outcome"] == "denied" && e["denied_by"] == "pgvigil:too_long_to_check"
     });
 }
+
+#[tokio::test]
+async fn writes_wrapped_in_prepare_explain_or_a_cte_are_denied_too() {
+    table("deny_wrap", 3);
+    let proxy = start(DENY_DELETE).await;
+    let c = connect_as(&proxy, "app_user", "app_pass", "deny_wrap").await;
+    for sql in [
+        "PREPARE p AS DELETE FROM deny_wrap",
+        "EXPLAIN ANALYZE DELETE FROM deny_wrap",
+        "EXPLAIN (ANALYZE, COSTS OFF) /* x */ UPDATE deny_wrap SET id = 0",
+        "WITH gone AS (DELETE FROM deny_wrap RETURNING *) SELECT count(*) FROM gone",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), "42501", "{sql}: {e}");
+        assert_eq!(rows("deny_wrap"), 3, "{sql}");
+    }
+    let e = c.simple_query("EXECUTE p").await.unwrap_err();
+    assert_eq!(code(&e), "26000", "the PREPARE never happened: {e}");
+    c.simple_query("EXPLAIN SELECT * FROM deny_wrap")
+        .await
+        .expect("an EXPLAIN of a read goes through");
+    assert_eq!(rows("deny_wrap"), 3);
+}

@@ -364,10 +364,14 @@ impl Tracker {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
         let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
-        let refusal = self
-            .policy
-            .as_ref()
-            .and_then(|p| p.decide_all(&pieces, truncated, &self.session));
+        let refusal = self.policy.as_ref().and_then(|p| {
+            let classify = |sql: &str| {
+                self.config
+                    .classifier
+                    .classify_statement_with(sql, self.scs)
+            };
+            p.decide_all(&pieces, truncated, &self.session, &classify)
+        });
         if let Some(d) = refusal {
             if truncated {
                 if let Some(last) = pieces.pop() {
@@ -419,10 +423,19 @@ impl Tracker {
         if truncated {
             prepared = seen_in_part(prepared);
         }
-        let refusal = self
-            .policy
-            .as_ref()
-            .and_then(|p| p.decide_all(std::slice::from_ref(&prepared), truncated, &self.session));
+        let refusal = self.policy.as_ref().and_then(|p| {
+            let classify = |sql: &str| {
+                self.config
+                    .classifier
+                    .classify_statement_with(sql, self.scs)
+            };
+            p.decide_all(
+                std::slice::from_ref(&prepared),
+                truncated,
+                &self.session,
+                &classify,
+            )
+        });
         if let Some(d) = refusal {
             // The server never learns of this statement: the registry keeps what it had.
             return self.deny_extended(prepared, None, d);

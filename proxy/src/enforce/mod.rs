@@ -170,8 +170,36 @@ impl SessionPolicy {
     }
 
     /// The refusal of one statement, if any. `session` is the session as it is now
-    /// (`application_name` may have changed since login).
-    pub fn decide(&self, st: &Statement, session: &SessionInfo) -> Option<Denial> {
+    /// (`application_name` may have changed since login). What a statement runs inside
+    /// it is checked too: the statement a PREPARE prepares, and the statement an EXPLAIN
+    /// explains (EXPLAIN ANALYZE runs it), classified with `classify`.
+    pub fn decide(
+        &self,
+        st: &Statement,
+        session: &SessionInfo,
+        classify: &dyn Fn(&str) -> Statement,
+    ) -> Option<Denial> {
+        if let Some(d) = self.decide_one(st, session) {
+            return Some(d);
+        }
+        if let Some(q) = st.named.as_ref().and_then(|n| n.query.as_ref()) {
+            if let Some(d) = self.decide_one(q, session) {
+                return Some(d);
+            }
+        }
+        if st.class.command == "EXPLAIN" && !self.deny.is_empty() {
+            match explained(&st.text) {
+                Some(inner) => return self.decide(&classify(inner), session, classify),
+                // An EXPLAIN of a write whose statement cannot be found is not let through
+                // unchecked.
+                None if st.class.class.as_str() != "READ" => return Some(too_long()),
+                None => {}
+            }
+        }
+        None
+    }
+
+    fn decide_one(&self, st: &Statement, session: &SessionInfo) -> Option<Denial> {
         if self.read_only {
             if let Some(d) = readonly::check(st) {
                 return Some(d);
@@ -199,6 +227,7 @@ impl SessionPolicy {
         statements: &[Statement],
         truncated: bool,
         session: &SessionInfo,
+        classify: &dyn Fn(&str) -> Statement,
     ) -> Option<Denial> {
         if let Some(d) = self.before_any() {
             return Some(d);
@@ -206,7 +235,9 @@ impl SessionPolicy {
         if truncated && self.classifies() {
             return Some(too_long());
         }
-        statements.iter().find_map(|st| self.decide(st, session))
+        statements
+            .iter()
+            .find_map(|st| self.decide(st, session, classify))
     }
 }
 
@@ -219,6 +250,62 @@ pub fn check(c: &mut crate::config::Checker<'_>, file: &crate::config::ConfigFil
     }
 }
 
+/// The statement an EXPLAIN explains: the text after `EXPLAIN`, its parenthesised options
+/// or its ANALYZE/VERBOSE words, and comments. `None` when the text does not read so.
+pub fn explained(text: &str) -> Option<&str> {
+    let mut rest = skip_space(text)?;
+    rest = strip_word(rest, "explain")?;
+    loop {
+        rest = skip_space(rest)?;
+        if let Some(r) = rest.strip_prefix('(') {
+            let close = r.find(')')?;
+            rest = &r[close + 1..];
+            continue;
+        }
+        match ["analyze", "analyse", "verbose"]
+            .iter()
+            .find_map(|w| strip_word(rest, w))
+        {
+            Some(r) => rest = r,
+            None => return (!rest.is_empty()).then_some(rest),
+        }
+    }
+}
+
+/// `s` after leading whitespace and comments (`None` for an unterminated comment).
+fn skip_space(mut s: &str) -> Option<&str> {
+    loop {
+        s = s.trim_start();
+        if let Some(r) = s.strip_prefix("--") {
+            s = r.find('\n').map_or("", |i| &r[i..]);
+        } else if let Some(r) = s.strip_prefix("/*") {
+            // Nested comments, as PostgreSQL reads them.
+            let (mut depth, mut i) = (1usize, 0usize);
+            let b = r.as_bytes();
+            while depth > 0 {
+                match (b.get(i), b.get(i + 1)) {
+                    (Some(b'/'), Some(b'*')) => (depth, i) = (depth + 1, i + 2),
+                    (Some(b'*'), Some(b'/')) => (depth, i) = (depth - 1, i + 2),
+                    (Some(_), _) => i += 1,
+                    (None, _) => return None,
+                }
+            }
+            s = r.get(i..)?;
+        } else {
+            return Some(s);
+        }
+    }
+}
+
+/// `s` after the keyword `word` (case-insensitive, followed by a non-identifier byte).
+fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let head = s.get(..word.len())?;
+    let next = s.as_bytes().get(word.len()).copied();
+    (head.eq_ignore_ascii_case(word)
+        && !next.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$'))
+    .then(|| &s[word.len()..])
+}
+
 /// The refusal of a statement longer than what pgvigil captures, while refusals are on.
 pub fn too_long() -> Denial {
     Denial::builtin(
@@ -226,4 +313,28 @@ pub fn too_long() -> Denial {
         DENIED,
         "statement too long to be checked: it is refused while deny rules or read-only policies apply",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explained;
+
+    #[test]
+    fn finds_the_explained_statement() {
+        assert_eq!(
+            explained("EXPLAIN ANALYZE DELETE FROM t"),
+            Some("DELETE FROM t")
+        );
+        assert_eq!(
+            explained("explain /* a /* b */ c */ (analyze, costs off) verbose\n delete from t"),
+            Some("delete from t")
+        );
+        assert_eq!(
+            explained("EXPLAIN -- x\nANALYSE UPDATE t SET a = 1"),
+            Some("UPDATE t SET a = 1")
+        );
+        assert_eq!(explained("EXPLAIN analyzed"), Some("analyzed"));
+        assert_eq!(explained("EXPLAIN /* open"), None);
+        assert_eq!(explained("SELECT 1"), None);
+    }
 }
