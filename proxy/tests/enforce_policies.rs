@@ -676,3 +676,39 @@ async fn writes_wrapped_in_prepare_explain_or_a_cte_are_denied_too() {
         .expect("an EXPLAIN of a read goes through");
     assert_eq!(rows("deny_wrap"), 3);
 }
+
+#[test]
+fn function_call_messages_are_refused_where_rules_name_functions() {
+    let proxy = Proxy::start(
+        pg(),
+        ProxyOptions {
+            tls_mode: "disable",
+            extra: "[rules]\nenable = [\"deny-server-files\"]\n".into(),
+            ..ProxyOptions::default()
+        },
+    );
+    let mut s = raw_login(proxy.port, "app_user", "app_pass", "app");
+    // FunctionCall of pg_backend_pid (oid 2026), no arguments, text result.
+    let mut body = 2026u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    s.write_all(&frontend_msg(b'F', &body)).unwrap();
+    let mut tags = String::new();
+    let mut error = None;
+    loop {
+        let (tag, body) = read_msg(&mut s).unwrap();
+        tags.push(tag as char);
+        if tag == b'E' {
+            error = Some(error_fields(&body));
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags, "EZ");
+    let e = error.unwrap();
+    assert_eq!(e[&'C'], "42501", "{e:?}");
+    assert_eq!(raw_query(&mut s, "SELECT 1").unwrap(), ["1"]);
+    // pg_read_file by name is refused as the rule says.
+    let e = raw_query(&mut s, "SELECT pg_read_file('/etc/hostname')").unwrap_err();
+    assert!(e[&'M'].contains("deny-server-files"), "{e:?}");
+}

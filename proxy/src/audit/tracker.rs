@@ -131,14 +131,13 @@ impl Tracker {
     /// How many body bytes of a client frame must be in hand before any of it is
     /// forwarded: enough to decide whether it is refused.
     pub fn client_hold(&self, tag: u8, len: usize) -> usize {
-        let Some(p) = &self.policy else {
+        if self.policy.is_none() {
             return 0;
-        };
+        }
         match tag {
             b'Q' | b'P' => self.capture.min(len),
             b'E' => NAMES_CAPTURE.min(len),
-            b'F' if p.read_only() => 4.min(len),
-            b'F' => 0,
+            b'F' => 4.min(len),
             _ => 0,
         }
     }
@@ -260,12 +259,9 @@ impl Tracker {
                 self.push(Pending::Close);
             }
             b'F' => {
-                let refusal = self.refused_now().or_else(|| {
-                    self.policy
-                        .as_ref()
-                        .filter(|p| p.read_only())
-                        .map(|_| crate::enforce::readonly::function_call())
-                });
+                let refusal = self
+                    .refused_now()
+                    .or_else(|| self.policy.as_ref().and_then(SessionPolicy::function_call));
                 if let Some(d) = refusal {
                     let id = self.take_id();
                     let fate = Fate::denied(&d);

@@ -37,6 +37,8 @@ pub const UNAUDITABLE: &str = "58030";
 pub const BY_AUDIT: &str = "pgvigil:audit_log_unwritable";
 /// `denied_by` of statements a read-only policy refuses.
 pub const BY_READ_ONLY: &str = "pgvigil:read_only";
+/// `denied_by` of FunctionCall messages refused because deny rules name functions.
+pub const BY_FUNCTION_CALL: &str = "pgvigil:function_call";
 /// `denied_by` of statements too long to be classified while refusals are active.
 pub const BY_TOO_LONG: &str = "pgvigil:too_long_to_check";
 
@@ -154,10 +156,31 @@ impl SessionPolicy {
         !self.deny.is_empty() || self.read_only
     }
 
-    /// Whether this session is read-only (refuses FunctionCall messages, which name a
-    /// function by number and could undo it).
+    /// Whether this session is read-only.
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// The refusal of a FunctionCall message, if any. Such a message names its function
+    /// by number, which no rule can check: it is refused in read-only sessions (it could
+    /// be `set_config`) and where a deny rule names functions (it could be one of them).
+    pub fn function_call(&self) -> Option<Denial> {
+        if self.read_only {
+            return Some(readonly::function_call());
+        }
+        let names_functions = self.deny.iter().any(|(r, tables)| {
+            tables
+                .iter()
+                .filter_map(|&i| r.matches.all().get(i))
+                .any(|m| !m.function.is_empty())
+        });
+        names_functions.then(|| {
+            Denial::builtin(
+                BY_FUNCTION_CALL,
+                DENIED,
+                "FunctionCall messages are not allowed while deny rules name functions",
+            )
+        })
     }
 
     /// The refusal for a message that runs something, before its statements are looked at
