@@ -30,7 +30,7 @@ use super::statement::{Outcome, StatementEvent};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
-use crate::enforce::{Denial, SessionPolicy};
+use crate::enforce::SessionPolicy;
 use crate::metrics::Metrics;
 use crate::sql::{Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
@@ -117,89 +117,6 @@ impl Tracker {
         }
     }
 
-    /// What this session may not run; a policy that refuses nothing is not kept.
-    pub fn set_policy(&mut self, policy: SessionPolicy) {
-        self.policy = policy.active().then_some(policy);
-    }
-
-    /// Whether some message of this session may be refused (the relay then holds the
-    /// frames that may be replaced).
-    pub fn enforcing(&self) -> bool {
-        self.policy.is_some()
-    }
-
-    /// How many body bytes of a client frame must be in hand before any of it is
-    /// forwarded: enough to decide whether it is refused.
-    pub fn client_hold(&self, tag: u8, len: usize) -> usize {
-        if self.policy.is_none() {
-            return 0;
-        }
-        match tag {
-            b'Q' | b'P' => self.capture.min(len),
-            b'E' => NAMES_CAPTURE.min(len),
-            b'F' => 4.min(len),
-            _ => 0,
-        }
-    }
-
-    /// How many body bytes of a server frame must be in hand: a stand-in's error, to be
-    /// replaced whole.
-    pub fn server_hold(&self, tag: u8, len: usize) -> usize {
-        if tag == b'E' && self.denials_pending > 0 && len <= ERROR_CAPTURE {
-            len
-        } else {
-            0
-        }
-    }
-
-    /// The stand-in for the client frame just scanned, if it was refused.
-    pub fn take_substitute(&mut self) -> Option<Vec<u8>> {
-        self.substitute.take()
-    }
-
-    /// The replacement for the server frame just scanned.
-    pub fn take_server_substitute(&mut self) -> Option<Vec<u8>> {
-        self.server_substitute.take()
-    }
-
-    /// A refusal that applies before looking at what the message runs.
-    fn refused_now(&self) -> Option<Denial> {
-        self.policy.as_ref().and_then(SessionPolicy::before_any)
-    }
-
-    /// Audits a refused simple Query statement by statement and puts its stand-in in place.
-    fn deny_query(&mut self, pieces: Vec<Statement>, d: Denial) {
-        let id = self.take_id();
-        for (i, st) in pieces.into_iter().enumerate() {
-            self.finish(id, i + 1, st, "simple", None, Fate::denied(&d));
-        }
-        self.note_denied(&d);
-        self.substitute = Some(crate::enforce::substitute::query(&d));
-        self.push(Pending::Denied {
-            simple: true,
-            denial: Arc::new(d),
-        });
-    }
-
-    /// Audits a refused Parse or Execute and puts its stand-in in place.
-    fn deny_extended(&mut self, st: Statement, params: Params, d: Denial) {
-        let id = self.take_id();
-        self.finish(id, 1, st, "extended", params, Fate::denied(&d));
-        self.note_denied(&d);
-        self.substitute = Some(crate::enforce::substitute::execute());
-        self.denials_pending += 1;
-        self.push(Pending::Denied {
-            simple: false,
-            denial: Arc::new(d),
-        });
-    }
-
-    fn note_denied(&self, d: &Denial) {
-        metrics::counter!("pgvigil_statements_denied_total", "denied_by" => d.by.to_string())
-            .increment(1);
-        tracing::info!(denied_by = %d.by, sqlstate = d.sqlstate, "statement refused");
-    }
-
     /// The server's `standard_conforming_strings` as reported at login.
     pub fn set_standard_conforming_strings(&mut self, on: bool) {
         self.scs = on;
@@ -259,19 +176,7 @@ impl Tracker {
                 self.push(Pending::Close);
             }
             b'F' => {
-                let refusal = self
-                    .refused_now()
-                    .or_else(|| self.policy.as_ref().and_then(SessionPolicy::function_call));
-                if let Some(d) = refusal {
-                    let id = self.take_id();
-                    let fate = Fate::denied(&d);
-                    self.finish_function(id, messages::function_call(body), fate);
-                    self.note_denied(&d);
-                    self.substitute = Some(crate::enforce::substitute::query(&d));
-                    self.push(Pending::Denied {
-                        simple: true,
-                        denial: Arc::new(d),
-                    });
+                if self.deny_function_call(body) {
                     return;
                 }
                 let id = self.take_id();
@@ -360,15 +265,7 @@ impl Tracker {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
         let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
-        let refusal = self.policy.as_ref().and_then(|p| {
-            let classify = |sql: &str| {
-                self.config
-                    .classifier
-                    .classify_statement_with(sql, self.scs)
-            };
-            p.decide_all(&pieces, truncated, &self.session, &classify)
-        });
-        if let Some(d) = refusal {
+        if let Some(d) = self.refusal(&pieces, truncated) {
             if truncated {
                 if let Some(last) = pieces.pop() {
                     pieces.push(seen_in_part(last));
@@ -419,20 +316,7 @@ impl Tracker {
         if truncated {
             prepared = seen_in_part(prepared);
         }
-        let refusal = self.policy.as_ref().and_then(|p| {
-            let classify = |sql: &str| {
-                self.config
-                    .classifier
-                    .classify_statement_with(sql, self.scs)
-            };
-            p.decide_all(
-                std::slice::from_ref(&prepared),
-                truncated,
-                &self.session,
-                &classify,
-            )
-        });
-        if let Some(d) = refusal {
+        if let Some(d) = self.refusal(std::slice::from_ref(&prepared), truncated) {
             // The server never learns of this statement: the registry keeps what it had.
             return self.deny_extended(prepared, None, d);
         }
@@ -889,6 +773,9 @@ impl Tracker {
         }
     }
 }
+
+#[path = "tracker_enforce.rs"]
+mod enforce;
 
 #[cfg(test)]
 #[path = "tracker_tests.rs"]
