@@ -169,6 +169,11 @@ where
 
 impl Substitute for crate::frontend::relay::ClientSide<'_> {
     fn hold(&mut self, tag: u8, body_len: usize) -> usize {
+        // Only messages that run something may be refused: no lock for the rest (COPY
+        // data above all).
+        if !matches!(tag, b'Q' | b'P' | b'E' | b'F') {
+            return 0;
+        }
         lock(self.tracker).client_hold(tag, body_len)
     }
     fn take_substitute(&mut self) -> Option<Vec<u8>> {
@@ -178,6 +183,10 @@ impl Substitute for crate::frontend::relay::ClientSide<'_> {
 
 impl Substitute for crate::frontend::relay::ServerSide<'_> {
     fn hold(&mut self, tag: u8, body_len: usize) -> usize {
+        // Only a stand-in's ErrorResponse is ever replaced: no lock for rows.
+        if tag != b'E' {
+            return 0;
+        }
         lock(self.tracker).server_hold(tag, body_len)
     }
     fn take_substitute(&mut self) -> Option<Vec<u8>> {
