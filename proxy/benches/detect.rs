@@ -4,6 +4,10 @@
 //! (`human-data-change` matches and is in its cooldown), and a failed login (counted per
 //! client address).
 //!
+//! Enforcement's cost is measured next to them: the decision a session with refusals takes
+//! before forwarding each statement, with every shipped deny rule enabled and none
+//! matching (the common case), and with a read-only policy too.
+//!
 //! `cargo bench -p pgvigil --bench detect`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -60,6 +64,7 @@ fn statement(user: &str, service: bool) -> AuditEvent {
             rows_before: 0,
             duration_ms: Some(0.1),
             parameters: None,
+            denied_by: None,
         }),
     }
 }
@@ -104,7 +109,44 @@ fn bench(c: &mut Criterion) {
     c.bench_function("observe: failed login (failed-logins, one address)", |b| {
         b.iter(|| detector.observe(black_box(&failure), false))
     });
+    enforcement(c);
     while rx.try_recv().is_ok() {}
+}
+
+fn enforcement(c: &mut Criterion) {
+    use pgvigil::enforce::{SessionPolicy, WriteHealth};
+    let config = pgvigil::config::load_str(
+        "[listen.tls]\nmode = \"disable\"\n[rules]\nenable = [\"deny-unbounded-write\", \
+         \"deny-human-drop\", \"deny-copy-program\", \"deny-server-files\", \
+         \"deny-alter-system\", \"deny-large-objects\"]\n\
+         [audit]\non_write_error = \"refuse\"\n\
+         [access]\n[[access.policy]]\nusers = [\"analyst_*\"]\nread_only = true\n",
+        Path::new("bench.toml"),
+    )
+    .unwrap();
+    let classifier = Classifier::new(ClassifierOptions::default());
+    let st = classifier.classify_statement(PGBENCH_UPDATE);
+    let health = Arc::new(WriteHealth::default());
+    let human = session("alice", false);
+    let policy = SessionPolicy::new(&config, &human, health.clone());
+    assert!(policy.active());
+    let one = std::slice::from_ref(&st);
+    let classify = |sql: &str| classifier.classify_statement(sql);
+    assert!(policy.decide_all(one, false, &human, &classify).is_none());
+    c.bench_function(
+        "enforce: human UPDATE, 6 deny rules enabled, none matches",
+        |b| b.iter(|| policy.decide_all(black_box(one), false, &human, &classify)),
+    );
+    let analyst = session("analyst_1", false);
+    let ro = SessionPolicy::new(&config, &analyst, health);
+    let select =
+        classifier.classify_statement("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+    let sel = std::slice::from_ref(&select);
+    assert!(ro.decide_all(sel, false, &analyst, &classify).is_none());
+    c.bench_function(
+        "enforce: read-only SELECT, 6 deny rules, none matches",
+        |b| b.iter(|| ro.decide_all(black_box(sel), false, &analyst, &classify)),
+    );
 }
 
 criterion_group!(benches, bench);

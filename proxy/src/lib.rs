@@ -15,6 +15,10 @@
 //! - [`audit`]: audit events and the bounded, durable writer; what a session's noise
 //!   verdicts may trust (`audit::shadow`).
 //! - [`detect`]: detection rules over the audit events, findings, blocks.
+//! - [`enforce`]: refusals decided before a statement is forwarded (deny rules, access
+//!   policies, an audit log that cannot be written) and the relay that replaces refused
+//!   messages with stand-ins the server fails.
+//! - [`matching`]: globs and CIDR ranges, shared by config, detect and enforce.
 //! - [`sinks`]: where findings go (file, PostgreSQL, webhooks) through the durable outbox.
 //! - [`sql`]: statement classification (pgAudit classes, objects, noise), redaction and the
 //!   classification cache; pure functions over hostile text.
@@ -29,7 +33,9 @@ pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod enforce;
 pub mod frontend;
+pub mod matching;
 pub mod metrics;
 pub mod sinks;
 pub mod sql;

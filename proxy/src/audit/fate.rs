@@ -43,6 +43,14 @@ pub(super) enum Pending {
         started: Instant,
     },
     Sync,
+    /// A refused message (`enforce`): its events are already out; it stands where the
+    /// server answers its stand-in. `simple`: a Query or FunctionCall (ReadyForQuery
+    /// follows the error); otherwise a Parse or Execute (the server skips to Sync), whose
+    /// stand-in's error is replaced with `denial`'s.
+    Denied {
+        simple: bool,
+        denial: Arc<crate::enforce::Denial>,
+    },
 }
 
 impl Pending {
@@ -105,6 +113,8 @@ pub(super) struct Fate {
     /// For a batch read through a cursor or portal: rows returned through it before this
     /// statement, and including it.
     pub(super) batch: Option<(u64, u64)>,
+    /// What refused the statement (with `Outcome::Denied`).
+    pub(super) denied_by: Option<Arc<str>>,
 }
 
 /// What an event carries beyond its statement.
@@ -129,6 +139,7 @@ impl Fate {
             rows,
             started: Some(started),
             batch: None,
+            denied_by: None,
         }
     }
     pub(super) fn skipped() -> Fate {
@@ -139,6 +150,19 @@ impl Fate {
             rows: None,
             started: None,
             batch: None,
+            denied_by: None,
+        }
+    }
+    /// Refused by `d` before the server saw it.
+    pub(super) fn denied(d: &crate::enforce::Denial) -> Fate {
+        Fate {
+            outcome: Outcome::Denied,
+            sqlstate: Some(d.sqlstate.to_string()),
+            error: Some(d.message.clone()),
+            rows: None,
+            started: None,
+            batch: None,
+            denied_by: Some(d.by.clone()),
         }
     }
 }

@@ -14,6 +14,9 @@ pub enum Outcome {
     /// Never ran: an earlier statement of the same simple query, or an earlier message of
     /// the same extended-protocol batch, failed.
     Skipped,
+    /// Never reached the server: pgvigil refused it (a deny rule, a read-only policy, an
+    /// audit log that cannot be written); `denied_by` says which.
+    Denied,
 }
 
 impl Outcome {
@@ -22,6 +25,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
             Outcome::Skipped => "skipped",
+            Outcome::Denied => "denied",
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct StatementEvent {
     pub duration_ms: Option<f64>,
     /// Bind parameters, when `log_parameters` is on.
     pub parameters: Option<Arc<[String]>>,
+    /// For a denied statement: the rule id (or `pgvigil:<reason>` for a built-in refusal).
+    pub denied_by: Option<Arc<str>>,
 }
 
 /// The part of a simple query past the capture limit, summed up in one event.
@@ -110,6 +116,8 @@ struct Fields<'a> {
     duration_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    denied_by: Option<&'a str>,
 }
 
 /// The classification's objects followed by the event's own, as one JSON array.
@@ -160,6 +168,7 @@ impl StatementEvent {
             rows_total: self.rows_total,
             duration_ms: self.duration_ms,
             parameters: self.parameters.as_deref(),
+            denied_by: self.denied_by.as_deref(),
         }
     }
 }

@@ -32,6 +32,7 @@ use super::statement::{Outcome, StatementEvent, Uncaptured};
 use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
+use crate::enforce::SessionPolicy;
 use crate::metrics::Metrics;
 use crate::sql::{Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
@@ -70,6 +71,14 @@ pub struct Tracker {
     shadow: SessionShadow,
     /// The body length of the Query frame being read (its head may be all that is seen).
     query_len: usize,
+    /// What this session may not run (`enforce`); `None` when nothing is refused.
+    policy: Option<SessionPolicy>,
+    /// The stand-in for the client frame just seen, when it was refused.
+    substitute: Option<Vec<u8>>,
+    /// The refusal's ErrorResponse in place of the server frame just seen.
+    server_substitute: Option<Vec<u8>>,
+    /// Refused Parse/Execute messages whose stand-in's error has not come back yet.
+    denials_pending: usize,
 }
 
 impl Tracker {
@@ -106,6 +115,10 @@ impl Tracker {
             scs: true,
             shadow: SessionShadow::unknown(),
             query_len: 0,
+            policy: None,
+            substitute: None,
+            server_substitute: None,
+            denials_pending: 0,
         }
     }
 
@@ -172,6 +185,9 @@ impl Tracker {
                 self.push(Pending::Close);
             }
             b'F' => {
+                if self.deny_function_call(body) {
+                    return;
+                }
                 let id = self.take_id();
                 self.push(Pending::Function {
                     id,
@@ -258,6 +274,14 @@ impl Tracker {
         let truncated = body.last() != Some(&0);
         let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
         let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
+        if let Some(d) = self.refusal(&pieces, truncated) {
+            if truncated {
+                if let Some(last) = pieces.pop() {
+                    pieces.push(seen_in_part(last));
+                }
+            }
+            return self.deny_query(pieces, d);
+        }
         for p in &pieces {
             self.count_classified(p);
             self.shadow.sent(p);
@@ -303,8 +327,13 @@ impl Tracker {
         self.count_classified(&prepared);
         // The name and the text each end with a NUL: without the second, the capture cut
         // the text.
-        if body.iter().filter(|&&b| b == 0).count() < 2 {
+        let truncated = body.iter().filter(|&&b| b == 0).count() < 2;
+        if truncated {
             prepared = seen_in_part(prepared);
+        }
+        if let Some(d) = self.refusal(std::slice::from_ref(&prepared), truncated) {
+            // The server never learns of this statement: the registry keeps what it had.
+            return self.deny_extended(prepared, None, d);
         }
         let prepared = Arc::new(prepared);
         self.registry.parse(name, prepared.clone());
@@ -343,6 +372,11 @@ impl Tracker {
 
     fn on_execute(&mut self, body: &[u8]) {
         let (name, max_rows) = messages::execute(body);
+        if let Some(d) = self.refused_now() {
+            let portal = self.registry.portal(&name);
+            let (_, st, params) = self.executed(portal, &name);
+            return self.deny_extended(st, params, d);
+        }
         let portal = self.registry.portal(&name);
         if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
             self.shadow.sent(&st);
@@ -440,6 +474,7 @@ impl Tracker {
             rows: (b.replies > 0).then_some(b.rows),
             started: b.started,
             batch: None,
+            denied_by: None,
         };
         let extra = Extra {
             uncaptured: Some(Uncaptured {
@@ -518,6 +553,7 @@ impl Tracker {
             rows: None,
             started: Some(started),
             batch: None,
+            denied_by: None,
         };
         if let Some(b) = self.beyond_reply() {
             b.error = Some((e.sqlstate.clone(), e.message.clone()));
@@ -542,6 +578,22 @@ impl Tracker {
                 }
             }
             Some(Pending::Sync) | None => {}
+            // The stand-in of a refused Query or FunctionCall failed as meant;
+            // ReadyForQuery follows.
+            Some(Pending::Denied { simple: true, .. }) => {}
+            Some(Pending::Denied { simple: false, .. }) => {
+                if let Some(Pending::Denied { denial, .. }) = self.queue.pop_front() {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                    if crate::enforce::substitute::is_stand_in_error(
+                        e.sqlstate.as_deref(),
+                        &e.message,
+                    ) {
+                        self.server_substitute = Some(crate::enforce::substitute::error(&denial));
+                    }
+                }
+                // The server skips to Sync: what was queued after it never runs.
+                self.fail_batch(Fate::skipped());
+            }
             Some(_) => self.fail_batch(fate(Instant::now())),
         }
     }
@@ -556,7 +608,10 @@ impl Tracker {
         while let Some(p) = self.queue.front() {
             if matches!(
                 p,
-                Pending::Sync | Pending::Query { .. } | Pending::Function { .. }
+                Pending::Sync
+                    | Pending::Query { .. }
+                    | Pending::Function { .. }
+                    | Pending::Denied { simple: true, .. }
             ) {
                 break;
             }
@@ -564,6 +619,10 @@ impl Tracker {
                 break;
             };
             match p {
+                // Its stand-in is skipped too; its event is out already.
+                Pending::Denied { .. } => {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                }
                 Pending::Execute {
                     id,
                     portal,
@@ -596,7 +655,12 @@ impl Tracker {
     fn on_ready(&mut self, status: u8) {
         while let Some(p) = self.queue.pop_front() {
             match p {
-                Pending::Sync | Pending::Function { .. } => break,
+                Pending::Sync | Pending::Function { .. } | Pending::Denied { simple: true, .. } => {
+                    break
+                }
+                Pending::Denied { simple: false, .. } => {
+                    self.denials_pending = self.denials_pending.saturating_sub(1);
+                }
                 Pending::Query {
                     id,
                     pieces,
@@ -640,6 +704,7 @@ impl Tracker {
             rows: None,
             started,
             batch: None,
+            denied_by: None,
         };
         while let Some(p) = self.queue.pop_front() {
             match p {
@@ -725,7 +790,7 @@ impl Tracker {
         params: Option<Arc<[String]>>,
         mut fate: Fate,
     ) {
-        if fate.outcome != Outcome::Skipped {
+        if matches!(fate.outcome, Outcome::Ok | Outcome::Error) {
             self.shadow.settled(&st, fate.outcome == Outcome::Ok);
         }
         let r = self
@@ -757,10 +822,12 @@ impl Tracker {
         // for a statement that failed: tools' catalog queries do not fail; a failure is a
         // human's, and worth a line.
         let class = self.shadow.judge(st.class);
-        let noise = class.noise && fate.outcome != Outcome::Error;
+        let noise = class.noise && matches!(fate.outcome, Outcome::Ok | Outcome::Skipped);
         self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;
-        let logged = (audit.log_service_accounts || !self.service) && (audit.log_noise || !noise);
+        // A refusal is always worth a line.
+        let logged = fate.outcome == Outcome::Denied
+            || ((audit.log_service_accounts || !self.service) && (audit.log_noise || !noise));
         if !logged && !self.detect_statements {
             return;
         }
@@ -796,6 +863,7 @@ impl Tracker {
             rows_before: fate.batch.map_or(0, |(before, _)| before),
             duration_ms,
             parameters: params,
+            denied_by: fate.denied_by,
         };
         self.ready.push(AuditEvent::Statement {
             // Only the log prints `ts`: a statement kept for the detector alone skips the
@@ -816,6 +884,9 @@ impl Tracker {
         }
     }
 }
+
+#[path = "tracker_enforce.rs"]
+mod enforce;
 
 #[cfg(test)]
 #[path = "tracker_tests.rs"]

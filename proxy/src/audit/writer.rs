@@ -24,6 +24,7 @@ use super::logfile::LogFile;
 use super::{AuditError, AuditEvent};
 use crate::config::{AuditFormat, Backpressure, Durability};
 use crate::detect::Detector;
+use crate::enforce::WriteHealth;
 use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,6 +69,8 @@ pub struct AuditSink {
     durability: Durability,
     /// With `written`: the file, appended to by the sessions themselves.
     inline: Option<Arc<Inline>>,
+    /// Whether the last write worked (`[audit] on_write_error = "refuse"` reads it).
+    health: Arc<WriteHealth>,
 }
 
 /// The log file shared by the sessions (`written`) and the writer thread.
@@ -76,6 +79,7 @@ struct Inline {
     format: AuditFormat,
     /// Written since the last fsync.
     dirty: Arc<AtomicBool>,
+    health: Arc<WriteHealth>,
 }
 
 /// The log file's lock. A panic while holding it cannot tear a line (appends are whole or
@@ -106,6 +110,7 @@ impl Inline {
             return;
         }
         let result = lock(&self.out).append(&buf);
+        self.health.set(result.is_ok());
         match result {
             Ok(()) => {
                 metrics.audit_written.increment(n);
@@ -228,6 +233,11 @@ impl AuditSink {
         tracing::error!("audit writer has stopped; event not written");
     }
 
+    /// Whether the audit log can be written, as the last write found.
+    pub fn write_health(&self) -> &Arc<WriteHealth> {
+        &self.health
+    }
+
     /// The detector every event meets on its way to the log.
     pub fn detector(&self) -> &Arc<Detector> {
         &self.detector
@@ -267,11 +277,13 @@ impl AuditWriter {
         let out = Arc::new(Mutex::new(out));
         let (tx, rx) = mpsc::channel(opts.capacity.max(1));
         let (format, durability) = (opts.format, opts.durability);
+        let health = Arc::new(WriteHealth::default());
         let inline = (durability == Durability::Written).then(|| {
             Arc::new(Inline {
                 out: out.clone(),
                 format,
                 dirty: Arc::new(AtomicBool::new(false)),
+                health: health.clone(),
             })
         });
         let inline_dirty = inline.as_ref().map(|i| i.dirty.clone());
@@ -279,7 +291,8 @@ impl AuditWriter {
             .name("pgvigil-audit".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || run(rx, out, inline_dirty, format, durability, metrics)
+                let health = health.clone();
+                move || run(rx, out, inline_dirty, format, durability, metrics, &health)
             })
             .map_err(|source| AuditError::Open {
                 path: opts.log.to_string(),
@@ -292,6 +305,7 @@ impl AuditWriter {
                 detector,
                 durability,
                 inline,
+                health,
             },
             AuditWriter {
                 thread: Some(thread),
@@ -324,6 +338,7 @@ fn run(
     format: AuditFormat,
     durability: Durability,
     metrics: Arc<Metrics>,
+    health: &WriteHealth,
 ) {
     let mut batch = Batch {
         buf: Vec::with_capacity(64 * 1024),
@@ -384,7 +399,7 @@ fn run(
                     }
                     Item::Reopen => {
                         // What came before the request belongs in the old file.
-                        commit(&out, &mut batch, durability, &metrics);
+                        commit(&out, &mut batch, durability, &metrics, health);
                         let reopened = lock(&out).reopen();
                         match reopened {
                             Ok(()) => tracing::info!("audit log reopened"),
@@ -395,7 +410,7 @@ fn run(
                     }
                 }
             }
-            commit(&out, &mut batch, durability, &metrics);
+            commit(&out, &mut batch, durability, &metrics, health);
             dirty |= durability != Durability::Synced;
             if dirty && rt.is_none() {
                 sync_or_report(&out, &metrics);
@@ -408,7 +423,7 @@ fn run(
             dirty = false;
         }
     }
-    commit(&out, &mut batch, durability, &metrics);
+    commit(&out, &mut batch, durability, &metrics, health);
     sync_or_report(&out, &metrics);
 }
 
@@ -416,9 +431,16 @@ fn run(
 /// releases the sessions waiting on it. A failed write is cut back out of the file; its
 /// events are counted as failed and their sessions released all the same (the loss is
 /// counted and logged, and a session must not hang on a broken disk).
-fn commit(out: &Mutex<LogFile>, batch: &mut Batch, durability: Durability, metrics: &Metrics) {
+fn commit(
+    out: &Mutex<LogFile>,
+    batch: &mut Batch,
+    durability: Durability,
+    metrics: &Metrics,
+    health: &WriteHealth,
+) {
     if !batch.buf.is_empty() {
         let appended = lock(out).append(&batch.buf);
+        health.set(appended.is_ok());
         match appended {
             Ok(()) => {
                 if durability == Durability::Synced {

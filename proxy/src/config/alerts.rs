@@ -20,6 +20,9 @@ pub struct Rules {
     /// Rule ids to switch off (defaults or the folder's).
     #[serde(default)]
     pub disable: Vec<String>,
+    /// Rule ids to switch on that ship with `enabled = false` (the deny rules in `rules/`).
+    #[serde(default)]
+    pub enable: Vec<String>,
     /// `action = "block"` never blocks 127.0.0.0/8 or ::1 unless this is true.
     #[serde(default)]
     pub block_loopback: bool,
@@ -270,6 +273,7 @@ impl Default for Rules {
             defaults: true,
             dir: None,
             disable: Vec::new(),
+            enable: Vec::new(),
             block_loopback: false,
             max_groups: default_max_groups(),
         }

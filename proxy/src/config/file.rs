@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub rules: super::Rules,
     #[serde(default)]
     pub alerts: super::Alerts,
+    #[serde(default)]
+    pub access: super::Access,
 }
 
 /// `[listen]`: the client-facing socket.
@@ -195,6 +197,9 @@ pub struct Audit {
     /// `written` to the file, or `synced` to disk.
     #[serde(default)]
     pub durability: Durability,
+    /// While the log cannot be written: go on (`continue`) or refuse statements (`refuse`).
+    #[serde(default)]
+    pub on_write_error: super::OnWriteError,
     /// Users whose statements are counted but not written (exact names and `*` globs).
     #[serde(default)]
     pub service_accounts: Vec<String>,
@@ -391,6 +396,7 @@ impl Default for Audit {
             format: AuditFormat::default(),
             on_backpressure: Backpressure::default(),
             durability: Durability::default(),
+            on_write_error: super::OnWriteError::default(),
             service_accounts: Vec::new(),
             log_service_accounts: false,
             log_noise: false,

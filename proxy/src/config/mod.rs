@@ -5,17 +5,19 @@
 //! nothing is used until the whole file is valid (the TLS material included). Sessions hold
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
+mod access;
 mod alerts;
 mod auth;
 mod file;
 pub(crate) mod locate;
 mod validate;
-mod validate_alerts;
 mod validate_auth;
 
+pub use access::*;
 pub use alerts::*;
 pub use auth::*;
 pub use file::*;
+pub use validate::Checker;
 
 use crate::sql::Classifier;
 use crate::tls::{ClientTls, UpstreamTls};
@@ -157,60 +159,4 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         })
 }
 
-/// Glob match with `*` (any run of characters) and `?` (one character); everything else is
-/// literal. Iterative with one backtrack point, so linear-ish and never recursive.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    // Fast paths for the common shapes (rules match every statement event against their
-    // patterns): a literal, and a literal followed by one `*`.
-    match pattern.find(['*', '?']) {
-        None => return pattern == name,
-        Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
-            return name.starts_with(&pattern[..i]);
-        }
-        _ => {}
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi.min(p.len())..].iter().all(|&c| c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("svc_*", "svc_billing"));
-        assert!(glob_match("svc_*", "svc_"));
-        assert!(!glob_match("svc_*", "alice"));
-        assert!(glob_match("replicator", "replicator"));
-        assert!(!glob_match("replicator", "replicator2"));
-        assert!(glob_match("*_bot", "deploy_bot"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxbyy"));
-        assert!(glob_match("app?", "app1"));
-        assert!(!glob_match("app?", "app"));
-    }
-}
+pub use crate::matching::glob_match;

@@ -11,14 +11,20 @@ use crate::tls::{ClientTls, UpstreamTls};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub(super) struct Checker<'a> {
+/// Collects the problems of one config file. Config checks what it owns here; detect,
+/// sinks and enforce check theirs (`detect::check`, `sinks::check`, `enforce::check`) with
+/// the same collector, so every problem carries its key and line.
+pub struct Checker<'a> {
     pub(super) text: &'a str,
-    pub(super) base: &'a Path,
-    pub(super) issues: Vec<ConfigIssue>,
+    /// The config file's folder (relative paths resolve against it).
+    pub base: &'a Path,
+    /// Problems found so far.
+    pub issues: Vec<ConfigIssue>,
 }
 
 impl Checker<'_> {
-    pub(super) fn issue(&mut self, key: &[&str], message: impl Into<String>) {
+    /// A problem with the key at `key` (its line is looked up in the file).
+    pub fn issue(&mut self, key: &[&str], message: impl Into<String>) {
         self.issues.push(ConfigIssue {
             file: None,
             line: line_of_key(self.text, key),
@@ -28,7 +34,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a path relative to the config file's folder.
-    pub(super) fn path(&self, p: &Path) -> PathBuf {
+    pub fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -37,7 +43,7 @@ impl Checker<'_> {
     }
 
     /// A file the config names must exist now, not at the first connection.
-    pub(super) fn existing(&mut self, key: &[&str], p: &Path) -> Option<PathBuf> {
+    pub fn existing(&mut self, key: &[&str], p: &Path) -> Option<PathBuf> {
         let full = self.path(p);
         if full.is_file() {
             Some(full)
@@ -130,8 +136,10 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             "set a file path, or \"-\" for standard output",
         );
     }
-    let rules = super::validate_alerts::rules(&mut c, &file);
-    super::validate_alerts::alerts(&mut c, &file);
+    // What config describes but other modules own is checked by its owner.
+    crate::enforce::check(&mut c, &file);
+    let rules = crate::detect::check::rules(&mut c, &file);
+    crate::sinks::check::alerts(&mut c, &file);
     let client_tls = client_tls(&mut c, &file);
     let default_upstream = target(
         &mut c,

@@ -192,8 +192,18 @@ impl Detector {
             if set.sink_session.as_ref().is_some_and(|s| s.owns(view)) {
                 continue;
             }
+            let denied_by = view.statement.and_then(|st| st.denied_by.as_deref());
             for c in set.rules.iter().filter(|c| c.rule.on == view.on) {
-                if c.rule.matches.all().iter().any(|m| matches(m, view)) {
+                // A deny rule sees only the statements it refused (they never ran, so no
+                // other rule sees them); a refusal by a built-in policy is no rule's.
+                let mine = match denied_by {
+                    Some(by) => c.rule.id == by,
+                    None => c.rule.action != Action::Deny,
+                };
+                if !mine {
+                    continue;
+                }
+                if denied_by.is_some() || c.rule.matches.all().iter().any(|m| matches(m, view)) {
                     self.count(set, c, view, now);
                 }
             }
@@ -216,7 +226,10 @@ impl Detector {
         let dedup_key = episode;
         let s = view.session;
         let mut blocked_until = None;
-        let mut action = "alert";
+        let mut action = match rule.action {
+            Action::Deny => "deny",
+            _ => "alert",
+        };
         if rule.action == Action::Block {
             if let Some(d) = rule.block_for {
                 if set.block_loopback || !is_loopback(s.client_addr) {

@@ -20,7 +20,7 @@ pub struct RuleIssue {
 }
 
 /// The built-in rules: (file name, text). Each file is named after its rule's id.
-pub const DEFAULTS: [(&str, &str); 11] = [
+pub const DEFAULTS: [(&str, &str); 17] = [
     (
         "failed-logins.toml",
         include_str!("../../../rules/failed-logins.toml"),
@@ -61,6 +61,31 @@ pub const DEFAULTS: [(&str, &str); 11] = [
     (
         "dangerous-function.toml",
         include_str!("../../../rules/dangerous-function.toml"),
+    ),
+    // Deny rules: shipped switched off (`enabled = false`), see `[rules] enable`.
+    (
+        "deny-unbounded-write.toml",
+        include_str!("../../../rules/deny-unbounded-write.toml"),
+    ),
+    (
+        "deny-human-drop.toml",
+        include_str!("../../../rules/deny-human-drop.toml"),
+    ),
+    (
+        "deny-copy-program.toml",
+        include_str!("../../../rules/deny-copy-program.toml"),
+    ),
+    (
+        "deny-server-files.toml",
+        include_str!("../../../rules/deny-server-files.toml"),
+    ),
+    (
+        "deny-alter-system.toml",
+        include_str!("../../../rules/deny-alter-system.toml"),
+    ),
+    (
+        "deny-large-objects.toml",
+        include_str!("../../../rules/deny-large-objects.toml"),
     ),
 ];
 
@@ -163,6 +188,18 @@ pub fn load(cfg: &crate::config::Rules, base: &Path) -> Result<Vec<Arc<Rule>>, V
             )),
         }
     }
+    for id in &cfg.enable {
+        match rules.get_mut(id) {
+            Some(r) => Arc::make_mut(r).enabled = true,
+            None if issues.is_empty() => issues.push(RuleIssue {
+                file: PathBuf::new(),
+                line: None,
+                key: "rules.enable".into(),
+                message: format!("no rule has the id {id:?}"),
+            }),
+            None => {}
+        }
+    }
     for id in &cfg.disable {
         if rules.remove(id).is_none() && issues.is_empty() {
             issues.push(RuleIssue {
@@ -174,7 +211,8 @@ pub fn load(cfg: &crate::config::Rules, base: &Path) -> Result<Vec<Arc<Rule>>, V
         }
     }
     if issues.is_empty() {
-        Ok(rules.into_values().collect())
+        // A rule shipped switched off and not enabled is not loaded at all.
+        Ok(rules.into_values().filter(|r| r.enabled).collect())
     } else {
         Err(issues)
     }
@@ -207,10 +245,23 @@ mod tests {
     use super::*;
     use crate::config::Rules;
 
+    const DENY_RULES: usize = 6;
+
     #[test]
     fn built_in_rules_are_valid() {
         let rules = load(&Rules::default(), Path::new(".")).unwrap();
-        assert_eq!(rules.len(), DEFAULTS.len());
+        assert_eq!(rules.len(), DEFAULTS.len() - DENY_RULES);
+        // Every shipped deny rule is off until enabled, and valid once it is.
+        let all = Rules {
+            enable: DEFAULTS
+                .iter()
+                .filter(|(n, _)| n.starts_with("deny-"))
+                .map(|(n, _)| n.trim_end_matches(".toml").to_string())
+                .collect(),
+            ..Rules::default()
+        };
+        assert_eq!(all.enable.len(), DENY_RULES);
+        assert_eq!(load(&all, Path::new(".")).unwrap().len(), DEFAULTS.len());
     }
 
     #[test]
@@ -253,7 +304,7 @@ mod tests {
             ..Rules::default()
         };
         let rules = load(&cfg, Path::new(".")).unwrap();
-        assert_eq!(rules.len(), DEFAULTS.len() - 1);
+        assert_eq!(rules.len(), DEFAULTS.len() - DENY_RULES - 1);
         let grant = rules.iter().find(|r| r.id == "grant").unwrap();
         assert_eq!(grant.description, "mine");
         let cfg = Rules {

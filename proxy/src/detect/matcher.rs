@@ -2,7 +2,7 @@
 
 use super::rule::{any_glob, function_matches, CopyMatch, Match, On, OutcomeMatch, UserKind};
 use crate::audit::{AuditEvent, Outcome, SessionInfo, StatementEvent};
-use crate::sql::CopyDirection;
+use crate::sql::{Classification, CopyDirection, Object};
 
 /// The fields of an event that rules look at.
 pub struct View<'a> {
@@ -56,6 +56,9 @@ impl<'a> View<'a> {
                 match statement.outcome {
                     Outcome::Ok => [Some(view(On::Statement)), None],
                     Outcome::Error => [Some(view(On::Statement)), Some(view(On::Error))],
+                    // A denied statement never ran: only the rule that denied it sees it
+                    // (the detector makes sure), as a statement.
+                    Outcome::Denied => [Some(view(On::Statement)), None],
                     Outcome::Skipped => [None, None],
                 }
             }
@@ -67,19 +70,7 @@ impl<'a> View<'a> {
 /// All conditions of one `match` table.
 pub fn matches(m: &Match, v: &View<'_>) -> bool {
     let s = v.session;
-    if let Some(kind) = m.user_kind {
-        if (kind == UserKind::Service) != v.service {
-            return false;
-        }
-    }
-    if !any_glob(&m.user, s.user.as_deref())
-        || !any_glob(&m.database, s.database.as_deref())
-        || !any_glob(&m.application_name, s.application_name.as_deref())
-        || !any_glob(&m.sqlstate, v.sqlstate)
-    {
-        return false;
-    }
-    if !m.client_addr.is_empty() && !any_glob(&m.client_addr, Some(&s.client_addr.to_string())) {
+    if !session_matches(m, s, v.service) || !any_glob(&m.sqlstate, v.sqlstate) {
         return false;
     }
     let Some(st) = v.statement else {
@@ -89,17 +80,24 @@ pub fn matches(m: &Match, v: &View<'_>) -> bool {
     statement_matches(m, st)
 }
 
+/// The conditions on who runs a statement: user, user kind, database, application,
+/// client address (CIDR ranges or globs).
+pub fn session_matches(m: &Match, s: &SessionInfo, service: bool) -> bool {
+    if let Some(kind) = m.user_kind {
+        if (kind == UserKind::Service) != service {
+            return false;
+        }
+    }
+    if !any_glob(&m.user, s.user.as_deref())
+        || !any_glob(&m.database, s.database.as_deref())
+        || !any_glob(&m.application_name, s.application_name.as_deref())
+    {
+        return false;
+    }
+    m.client_addr.is_empty() || crate::matching::any_addr(&m.client_addr, s.client_addr)
+}
+
 fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
-    let c = &st.class;
-    if !m.class.is_empty() && !m.class.iter().any(|x| x == c.class.as_str()) {
-        return false;
-    }
-    if !any_glob(&m.command, Some(&c.command)) {
-        return false;
-    }
-    if m.noise.is_some_and(|n| n != st.noise) {
-        return false;
-    }
     if !m.outcome.is_empty() {
         let o = match st.outcome {
             Outcome::Ok => OutcomeMatch::Ok,
@@ -109,11 +107,37 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
             return false;
         }
     }
+    if !class_matches(m, &st.class, st.noise, &st.extra_objects) {
+        return false;
+    }
+    // Rows read in batches (a cursor's FETCHes, a portal's Executes) count as one read:
+    // the batch whose running total crosses the limit matches, once.
+    if let Some(n) = m.rows_over {
+        let total = st.rows_total.or(st.rows);
+        if total.is_none_or(|r| r <= n) || st.rows_before > n {
+            return false;
+        }
+    }
+    true
+}
+
+/// The conditions on what a statement is (known before it runs): class, command, noise,
+/// objects, functions and facts. Deny rules are decided on these alone.
+pub fn class_matches(m: &Match, c: &Classification, noise: bool, extra: &[Object]) -> bool {
+    if !m.class.is_empty() && !m.class.iter().any(|x| x == c.class.as_str()) {
+        return false;
+    }
+    if !any_glob(&m.command, Some(&c.command)) {
+        return false;
+    }
+    if m.noise.is_some_and(|n| n != noise) {
+        return false;
+    }
     if !m.object.is_empty()
-        && !st.objects().any(|o| {
+        && !c.objects.iter().chain(extra.iter()).any(|o| {
             m.object
                 .iter()
-                .any(|p| crate::config::glob_match(p, &o.name))
+                .any(|p| crate::matching::glob_match(p, &o.name))
         })
     {
         return false;
@@ -155,14 +179,6 @@ fn statement_matches(m: &Match, st: &StatementEvent) -> bool {
     if m.grants_role.is_some_and(|g| g != f.grants_role) {
         return false;
     }
-    // Rows read in batches (a cursor's FETCHes, a portal's Executes) count as one read:
-    // the batch whose running total crosses the limit matches, once.
-    if let Some(n) = m.rows_over {
-        let total = st.rows_total.or(st.rows);
-        if total.is_none_or(|r| r <= n) || st.rows_before > n {
-            return false;
-        }
-    }
     true
 }
 
@@ -197,6 +213,7 @@ mod tests {
             rows_before: batch.map_or(0, |b| b.0),
             duration_ms: None,
             parameters: None,
+            denied_by: None,
         }
     }
 

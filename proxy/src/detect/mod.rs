@@ -6,10 +6,12 @@
 //! - [`matcher`]: whether an event satisfies a rule's `match` tables.
 //! - [`window`]: per-group sliding windows, cooldowns and episodes, bounded in memory.
 //! - [`block`]: client addresses refused by `action = "block"`.
+//! - [`check`]: the rule set `[rules]` describes, checked for config validation.
 //! - [`engine`]: the [`Detector`] tying these together on the sessions' tasks.
 //! - [`finding`]: what a firing rule produces.
 
 pub mod block;
+pub mod check;
 pub mod engine;
 pub mod finding;
 pub mod load;

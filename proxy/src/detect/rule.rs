@@ -5,7 +5,7 @@
 //! match) lists conditions that must all hold; lists inside a condition are alternatives.
 
 use super::finding::Severity;
-use crate::config::glob_match;
+use crate::matching::glob_match;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -55,6 +55,9 @@ pub enum Action {
     /// A finding, and new connections from the client address are refused for
     /// `block_for` (requires `group_by` to include `client_addr`).
     Block,
+    /// The matching statement is refused before the server sees it (`enforce`), and a
+    /// finding is delivered. Only for `on = "statement"`, on what a statement is.
+    Deny,
 }
 
 /// `user_kind` as the audit events spell it.
@@ -104,7 +107,8 @@ pub struct Match {
     /// Globs over `application_name`.
     #[serde(default)]
     pub application_name: Vec<String>,
-    /// Globs over the client address as text (`10.1.*`).
+    /// Client addresses: CIDR ranges (`10.0.0.0/8`), addresses, or globs over the address
+    /// as text (`10.1.*`).
     #[serde(default)]
     pub client_addr: Vec<String>,
     /// Globs over object names as the audit log prints them (`public.*`, `payroll`): any
@@ -220,6 +224,13 @@ pub struct Rule {
     pub action: Action,
     #[serde(default, with = "humantime_serde")]
     pub block_for: Option<Duration>,
+    /// A rule file may ship switched off (`enabled = false`): `[rules] enable` turns it on.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+fn default_enabled() -> bool {
+    true
 }
 
 fn default_window() -> Duration {
@@ -288,7 +299,7 @@ impl Rule {
             (Action::Block, Some(d)) if d.is_zero() => {
                 bad("block_for", "must be longer than 0s".into())
             }
-            (Action::Alert, Some(_)) => bad(
+            (Action::Alert | Action::Deny, Some(_)) => bad(
                 "block_for",
                 "only meaningful with action = \"block\"".into(),
             ),
@@ -325,6 +336,30 @@ impl Rule {
         }
         for m in self.matches.all() {
             check_match(self.on, m, &mut bad);
+            if self.action == Action::Deny {
+                check_deny(m, &mut bad);
+            }
+        }
+        if self.action == Action::Deny {
+            if self.on != On::Statement {
+                bad(
+                    "on",
+                    "action = \"deny\" refuses statements before they run: use on = \"statement\""
+                        .into(),
+                );
+            }
+            if self.threshold > 0 {
+                bad(
+                    "threshold",
+                    "a deny rule refuses every matching statement: it has no threshold".into(),
+                );
+            }
+            if !self.group_by.is_empty() {
+                bad(
+                    "group_by",
+                    "a deny rule counts nothing: leave group_by out".into(),
+                );
+            }
         }
         out
     }
@@ -337,6 +372,11 @@ fn check_match(on: On, m: &Match, bad: &mut impl FnMut(&'static str, String)) {
                 "match.class",
                 format!("unknown class {c:?}: use one of {}", CLASSES.join(", ")),
             );
+        }
+    }
+    for a in &m.client_addr {
+        if let Some(problem) = crate::matching::addr_pattern_problem(a) {
+            bad("match.client_addr", problem);
         }
     }
     for a in &m.role_attributes {
@@ -411,6 +451,23 @@ fn check_match(on: On, m: &Match, bad: &mut impl FnMut(&'static str, String)) {
     }
 }
 
+/// What is unknown before a statement runs cannot decide whether it may run.
+fn check_deny(m: &Match, bad: &mut impl FnMut(&'static str, String)) {
+    let after_the_fact: [(&'static str, bool); 3] = [
+        ("match.outcome", !m.outcome.is_empty()),
+        ("match.sqlstate", !m.sqlstate.is_empty()),
+        ("match.rows_over", m.rows_over.is_some()),
+    ];
+    for (key, set) in after_the_fact {
+        if set {
+            bad(
+                key,
+                "known only after the statement ran: a deny rule decides before it is sent".into(),
+            );
+        }
+    }
+}
+
 /// Glob lists: empty matches anything, otherwise any pattern must match.
 pub(super) fn any_glob(patterns: &[String], value: Option<&str>) -> bool {
     if patterns.is_empty() {
@@ -433,4 +490,9 @@ pub(super) fn function_matches(pattern: &str, called: &str) -> bool {
         }
     }
     false
+}
+
+/// [`any_glob`] for the enforcement module (same semantics).
+pub fn any_glob_pub(patterns: &[String], value: Option<&str>) -> bool {
+    any_glob(patterns, value)
 }

@@ -24,9 +24,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 /// A fresh session's buffer: small, because most sessions are idle most of the time.
-const MIN_BUF: usize = 8 * 1024;
+pub(crate) const MIN_BUF: usize = 8 * 1024;
 /// Buffers grow while reads fill them (bulk results), up to this.
-const MAX_BUF: usize = 256 * 1024;
+pub(crate) const MAX_BUF: usize = 256 * 1024;
 
 /// How one direction ended.
 #[derive(Debug)]
@@ -275,7 +275,7 @@ impl Pace for Events<'_> {
 
 /// Reads what `from` has into `buf` (empty on entry), with room for `size` bytes. While the
 /// socket has nothing, the buffer is given back: an idle session holds no read buffer.
-async fn read_some<R: AsyncRead + Unpin>(
+pub(crate) async fn read_some<R: AsyncRead + Unpin>(
     from: &mut R,
     buf: &mut BytesMut,
     size: usize,

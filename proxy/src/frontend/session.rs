@@ -122,6 +122,11 @@ async fn run_inner(
         )
     });
     let mut tracker = Tracker::new(config.clone(), shared.metrics.clone(), info.clone());
+    tracker.set_policy(crate::enforce::SessionPolicy::new(
+        &config,
+        &info,
+        shared.audit.write_health().clone(),
+    ));
     tracker.set_standard_conforming_strings(logged_in.standard_conforming_strings);
     if let Some(shadow) = logged_in.shadow.take() {
         tracker.set_shadow(shadow);
@@ -210,6 +215,7 @@ async fn establish(
         }
         Opening::Session { stream, startup } => (stream, startup),
     };
+    let mut startup = startup;
     let user = startup.get_str("user").unwrap_or_default();
     let database = startup.get_str("database").unwrap_or_else(|| user.clone());
     info.tls = client.is_tls();
@@ -230,6 +236,8 @@ async fn establish(
                 until: crate::audit::rfc3339_at(block.until),
             });
         }
+        // Access policies and a refusing audit log decide before any authentication.
+        crate::enforce::access::at_login(config, &shared.audit, info, &mut startup.params)?;
         check_client_tls(config, &client, info)?;
         // Taken after the TLS negotiation, so a refused client can read why.
         let place = shared
@@ -535,10 +543,21 @@ async fn relay_session(
         Server(PumpEnd),
         Shutdown,
     }
-    let end = tokio::select! {
-        e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
-        e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
-        _ = force_close.wait_for(|&v| v) => End::Shutdown,
+    // A session where statements may be refused holds the frames that may be replaced.
+    let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
+    let end = if enforcing {
+        use crate::enforce::relay::pump;
+        tokio::select! {
+            e = pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
+            e = pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+            _ = force_close.wait_for(|&v| v) => End::Shutdown,
+        }
+    } else {
+        tokio::select! {
+            e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
+            e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+            _ = force_close.wait_for(|&v| v) => End::Shutdown,
+        }
     };
     bytes_in.flush();
     bytes_out.flush();

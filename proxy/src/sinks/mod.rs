@@ -6,7 +6,9 @@
 //!   `Retry-After`, rate limit, dead letters, metrics.
 //! - [`file`], [`postgres`], [`webhook`]: the channels themselves. Each answers one
 //!   delivery attempt with a [`Delivery`]; none of them retries on its own.
+//! - [`check`]: `[alerts.*]` checked for config validation.
 
+pub mod check;
 pub mod deliver;
 pub mod file;
 pub mod outbox;

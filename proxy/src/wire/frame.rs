@@ -242,6 +242,12 @@ impl FrameScanner {
         self.last_tag
     }
 
+    /// Body bytes of the current frame still to come (0 at a boundary). Meaningful when
+    /// the scanner was never handed a partial header (the enforcing relay never does).
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
     /// Whether the stream is at a frame boundary.
     pub fn at_boundary(&self) -> bool {
         self.header_len == 0 && self.remaining == 0 && self.want == 0

@@ -1,35 +1,9 @@
-//! Checks of `[rules]` and `[alerts.*]`: the rule files themselves (each problem with its
-//! file and line), channel names, PostgreSQL identifiers, secrets and webhook settings.
+//! Sinks check what they own in the configuration (`[alerts.*]`): channel names,
+//! PostgreSQL identifiers, secrets and webhook settings; each sink is built once, so a
+//! config that validates has sinks that can be built. Called by config validation, that is
+//! by `pgvigil check`, startup and every reload.
 
-use super::validate::Checker;
-use super::{ConfigFile, ConfigIssue, WebhookKind};
-use crate::detect::Rule;
-use std::sync::Arc;
-
-/// Loads the rule set `[rules]` names; problems are added to `c`.
-pub(super) fn rules(c: &mut Checker<'_>, file: &ConfigFile) -> Vec<Arc<Rule>> {
-    if file.rules.max_groups == 0 {
-        c.issue(&["rules", "max_groups"], "must be at least 1");
-    }
-    match crate::detect::load::load(&file.rules, c.base) {
-        Ok(rules) => rules,
-        Err(issues) => {
-            for i in issues {
-                if i.file.as_os_str().is_empty() {
-                    c.issue(&["rules", "disable"], i.message);
-                } else {
-                    c.issues.push(ConfigIssue {
-                        file: Some(i.file),
-                        line: i.line,
-                        key: i.key,
-                        message: i.message,
-                    });
-                }
-            }
-            Vec::new()
-        }
-    }
-}
+use crate::config::{Checker, ConfigFile, WebhookKind};
 
 /// ASCII letters, digits and underscores, not starting with a digit, at most 63 bytes.
 fn identifier_ok(s: &str) -> bool {
@@ -46,7 +20,7 @@ fn channel_name_ok(s: &str) -> bool {
 
 /// Checks the sinks; builds each one once, so a config that validates has sinks that
 /// can be built.
-pub(super) fn alerts(c: &mut Checker<'_>, file: &ConfigFile) {
+pub fn alerts(c: &mut Checker<'_>, file: &ConfigFile) {
     let a = &file.alerts;
     let mut names = vec!["file".to_string()];
     if let Some(pg) = &a.postgres {
@@ -127,7 +101,7 @@ pub(super) fn alerts(c: &mut Checker<'_>, file: &ConfigFile) {
     }
 }
 
-fn retry_ok(c: &mut Checker<'_>, key: &[&str], r: super::Retry) {
+fn retry_ok(c: &mut Checker<'_>, key: &[&str], r: crate::config::Retry) {
     if r.initial.is_zero() {
         let mut k = key.to_vec();
         k.push("retry_initial");
