@@ -89,6 +89,10 @@ pub struct SessionEnd {
     pub duration_ms: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Who ended the session from outside (`administrator alice`, `rule brute_force`),
+    /// when the console's KILL or a block did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
 }
 
 /// A `cancel` event's own fields. The event's session fields are the cancel connection's

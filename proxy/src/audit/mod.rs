@@ -31,7 +31,7 @@ pub use event::{
 };
 pub use pgaudit::write as write_pgaudit;
 pub use statement::{Outcome, StatementEvent};
-pub use tracker::Tracker;
+pub use tracker::{ConsoleView, Tracker};
 pub use writer::{AuditSink, AuditWriter, Durable, WriterOptions};
 
 /// Errors of the audit layer.

@@ -31,7 +31,7 @@ use super::{now_rfc3339, AuditEvent, SessionInfo};
 use crate::config::Config;
 use crate::detect::rule::On;
 use crate::metrics::Metrics;
-use crate::sql::{Object, ParsePath, Redact, Statement};
+use crate::sql::{Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -66,6 +66,37 @@ pub struct Tracker {
     scs: bool,
     /// Whether a noise verdict resting on an unqualified name holds in this session.
     shadow: SessionShadow,
+    /// What the admin console shows (SHOW SESSIONS): read under the tracker's own lock.
+    console: ConsoleView,
+}
+
+/// A session's activity as the admin console reports it.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleView {
+    /// Statements finished (answered, failed or skipped).
+    pub statements: u64,
+    /// The statement the server is working on, when the proxy knows it, and since when.
+    pub current: Option<(Arc<Classification>, Instant)>,
+    /// The last ReadyForQuery status (`I`, `T`, `E`), 0 before the first.
+    pub status: u8,
+    /// Whether a request is waiting for the server's answer.
+    pub busy: bool,
+    /// The latest `application_name` the server reported.
+    pub application_name: Option<String>,
+}
+
+impl ConsoleView {
+    /// PostgreSQL's `pg_stat_activity.state` words.
+    pub fn state(&self) -> &'static str {
+        if self.busy {
+            return "active";
+        }
+        match self.status {
+            b'T' => "idle in transaction",
+            b'E' => "idle in transaction (aborted)",
+            _ => "idle",
+        }
+    }
 }
 
 impl Tracker {
@@ -101,7 +132,16 @@ impl Tracker {
             roles: Roles::default(),
             scs: true,
             shadow: SessionShadow::unknown(),
+            console: ConsoleView::default(),
         }
+    }
+
+    /// The session's activity for the admin console.
+    pub fn console_view(&self) -> ConsoleView {
+        let mut v = self.console.clone();
+        v.busy = !self.queue.is_empty();
+        v.application_name = self.session.application_name.clone();
+        v
     }
 
     /// The server's `standard_conforming_strings` as reported at login.
@@ -258,6 +298,7 @@ impl Tracker {
                 pieces.push(seen_in_part(last));
             }
         }
+        self.console.current = pieces.first().map(|p| (p.class.clone(), Instant::now()));
         let id = self.take_id();
         self.push(Pending::Query {
             id,
@@ -312,6 +353,7 @@ impl Tracker {
         let portal = self.registry.portal(&name);
         if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
             self.shadow.sent(&st);
+            self.console.current = Some((st.class.clone(), Instant::now()));
         }
         let id = self.take_id();
         self.push(Pending::Execute {
@@ -522,6 +564,10 @@ impl Tracker {
                 Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
             }
         }
+        self.console.status = status;
+        if self.queue.is_empty() {
+            self.console.current = None;
+        }
         if status == b'I' {
             self.roles.idle();
             self.registry.idle();
@@ -647,6 +693,7 @@ impl Tracker {
         // The noise verdict is withdrawn where an unqualified name cannot be trusted, and
         // for a statement that failed: tools' catalog queries do not fail; a failure is a
         // human's, and worth a line.
+        self.console.statements = self.console.statements.saturating_add(1);
         let class = self.shadow.judge(st.class);
         let noise = class.noise && fate.outcome != Outcome::Error;
         self.metrics.statement(class.class, self.service, noise);

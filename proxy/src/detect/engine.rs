@@ -59,11 +59,16 @@ impl SinkSession {
     }
 }
 
+/// Called with each new block (address, rule or `admin`, until): ends the address's
+/// running sessions.
+pub type BlockHook = Box<dyn Fn(IpAddr, &Block) + Send + Sync>;
+
 /// Findings and blocks from audit events.
 pub struct Detector {
     set: RwLock<Arc<RuleSet>>,
     blocks: Blocklist,
     out: UnboundedSender<Finding>,
+    on_block: std::sync::OnceLock<BlockHook>,
 }
 
 fn timing(rule: &Rule) -> Timing {
@@ -130,7 +135,48 @@ impl Detector {
             set: RwLock::new(Arc::new(RuleSet::build(config, None))),
             blocks: Blocklist::default(),
             out,
+            on_block: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets what happens to an address's running sessions when it is blocked (once).
+    pub fn set_block_hook(&self, hook: BlockHook) {
+        let _ = self.on_block.set(hook);
+    }
+
+    fn blocked_now(&self, addr: IpAddr, until: Millis, by: &str) {
+        self.blocks.block(addr, until, by);
+        if let Some(hook) = self.on_block.get() {
+            let block = Block {
+                until,
+                rule_id: by.to_string(),
+            };
+            hook(addr, &block);
+        }
+    }
+
+    /// Blocks `addr` until `until` by hand (the admin console's `BLOCK`); `by` names who.
+    pub fn block_manual(&self, addr: IpAddr, until: Millis, by: &str) {
+        self.blocked_now(addr, until, by);
+    }
+
+    /// Lifts the block on `addr`; false when it was not blocked.
+    pub fn unblock(&self, addr: IpAddr) -> bool {
+        self.blocks.unblock(addr)
+    }
+
+    /// The blocks in force now.
+    pub fn blocks(&self) -> Vec<(IpAddr, Block)> {
+        self.blocks.list(now_millis())
+    }
+
+    /// The rules in effect.
+    pub fn rules(&self) -> Vec<Arc<Rule>> {
+        self.current()
+            .rules
+            .iter()
+            .map(|c| c.rule.clone())
+            .collect()
     }
 
     /// Installs `config`'s rules (already validated). Blocks and the counts of unchanged
@@ -221,7 +267,7 @@ impl Detector {
             if let Some(d) = rule.block_for {
                 if set.block_loopback || !is_loopback(s.client_addr) {
                     let until = now.saturating_add(d.as_millis() as Millis);
-                    self.blocks.block(s.client_addr, until, &rule.id);
+                    self.blocked_now(s.client_addr, until, &rule.id);
                     blocked_until = Some(rfc3339_at(until));
                     action = "block";
                 }

@@ -5,6 +5,7 @@
 use super::admission::{Refusal, StartupTicket};
 use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
+use super::registry::{Entry, KillReason};
 use super::relay::{self, Activity, Backlog, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
 use super::{proxy_protocol, FrontendError, Shared};
 use crate::audit::{
@@ -105,6 +106,7 @@ async fn run_inner(
     };
     shared.metrics.connection(ConnResult::Ok);
     let info = Arc::new(info);
+    let registered = shared.sessions.register(info.clone());
     if let Some(key) = &logged_in.cancel_key {
         key.attach(info.clone());
     }
@@ -126,17 +128,19 @@ async fn run_inner(
     if let Some(shadow) = logged_in.shadow.take() {
         tracker.set_shadow(shadow);
     }
-    let tracker = Mutex::new(tracker);
-    let (bytes_in, bytes_out) = relay_session(
+    let tracker = Arc::new(Mutex::new(tracker));
+    registered.entry.attach(&tracker);
+    let (bytes_in, bytes_out, ended_by) = relay_session(
         &shared,
         &config,
         client,
         logged_in,
         &tracker,
-        force_close,
+        (force_close, &registered.entry),
         &span,
     )
     .await;
+    drop(registered);
     // Statements the server never answered (the client or server went away mid-way) are
     // audited too.
     let unanswered = {
@@ -159,6 +163,7 @@ async fn run_inner(
                 duration_ms: started.elapsed().as_millis() as u64,
                 bytes_in,
                 bytes_out,
+                ended_by,
             },
         })
         .await;
@@ -450,6 +455,8 @@ struct Count<'a> {
     n: u64,
     unreported: u64,
     metric: &'a metrics::Counter,
+    /// The session's own count for the admin console (no other session writes it).
+    live: &'a std::sync::atomic::AtomicU64,
 }
 
 const METRIC_BATCH: u64 = 16 * 1024;
@@ -465,6 +472,8 @@ impl ByteCounter for Count<'_> {
     fn add(&mut self, n: usize) {
         self.n += n as u64;
         self.unreported += n as u64;
+        self.live
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         if self.unreported >= METRIC_BATCH {
             self.flush();
         }
@@ -484,16 +493,20 @@ async fn goodbye<T>(f: impl std::future::Future<Output = T>) {
 }
 
 /// Relays until one side ends, then closes the other the way PostgreSQL clients expect.
-/// Returns bytes from the client and bytes to the client.
+/// Returns bytes from the client and bytes to the client, and who ended the session when
+/// the console or a block did. `stop`: the shutdown's forced close, and the session's
+/// registry entry (its kill handle and live byte counts).
 async fn relay_session(
     shared: &Shared,
     config: &Config,
     client: MaybeTls,
     l: LoggedIn,
     tracker: &Mutex<Tracker>,
-    mut force_close: watch::Receiver<bool>,
+    stop: (watch::Receiver<bool>, &Entry),
     span: &tracing::Span,
-) -> (u64, u64) {
+) -> (u64, u64, Option<String>) {
+    let (mut force_close, entry) = stop;
+    let mut kill = entry.killed();
     let activity = Activity::new_idle();
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(l.server);
@@ -523,21 +536,36 @@ async fn relay_session(
         n: 0,
         unreported: 0,
         metric: &shared.metrics.bytes_in,
+        live: &entry.bytes_in,
     };
     let mut bytes_out = Count {
         n: 0,
         unreported: 0,
         metric: &shared.metrics.bytes_out,
+        live: &entry.bytes_out,
     };
     enum End {
         Client(PumpEnd),
         Server(PumpEnd),
         Shutdown,
+        Killed(KillReason),
     }
     let end = tokio::select! {
         e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
         e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
         _ = force_close.wait_for(|&v| v) => End::Shutdown,
+        r = kill.wait_for(Option::is_some) => match r {
+            Ok(reason) => End::Killed(reason.clone().unwrap_or_else(|| KillReason {
+                message: TERMINATED.to_string(),
+                by: "administrator".to_string(),
+            })),
+            // The registry entry outlives the relay: not reached.
+            Err(_) => End::Shutdown,
+        },
+    };
+    let ended_by = match &end {
+        End::Killed(r) => Some(r.by.clone()),
+        _ => None,
     };
     bytes_in.flush();
     bytes_out.flush();
@@ -589,14 +617,23 @@ async fn relay_session(
                     .await;
                 }
             }
-            End::Shutdown => {
+            End::Shutdown | End::Killed(_) => {
+                let message = match &end {
+                    End::Killed(r) => {
+                        tracing::warn!(by = %r.by, "session ended from outside");
+                        // pg_terminate_backend stops the statement too: a server busy
+                        // with it would not notice the closed socket until it writes.
+                        if !activity.server_idle() {
+                            if let Some(key) = &l.cancel_key {
+                                shared.cancels.cancel_running(key, &shared.metrics).await;
+                            }
+                        }
+                        r.message.as_str()
+                    }
+                    _ => TERMINATED,
+                };
                 if s_scan.at_boundary() {
-                    goodbye(fatal_to_client(
-                        &mut cw,
-                        "57P01",
-                        "terminating connection due to administrator command",
-                    ))
-                    .await;
+                    goodbye(fatal_to_client(&mut cw, "57P01", message)).await;
                 }
                 if c_scan.at_boundary() {
                     goodbye(sw.write_all(&[b'X', 0, 0, 0, 4])).await;
@@ -608,8 +645,11 @@ async fn relay_session(
     };
     // Boxed: allocated only when the session ends, not carried by every idle session.
     Box::pin(close.instrument(span.clone())).await;
-    (bytes_in.n, bytes_out.n)
+    (bytes_in.n, bytes_out.n, ended_by)
 }
+
+/// PostgreSQL's words for a session ended by an administrator or a shutdown.
+const TERMINATED: &str = "terminating connection due to administrator command";
 
 async fn fatal_to_client<W: AsyncWriteExt + Unpin>(
     w: &mut W,
