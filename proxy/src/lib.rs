@@ -20,6 +20,7 @@
 //! - [`certs`]: development certificates (`pgvigil certs`).
 //! - [`demo`]: throwaway PostgreSQL clusters (`pgvigil demo`, the test harness, the load test).
 
+pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod certs;

@@ -110,6 +110,20 @@ pub struct CancelEvent {
     pub target_client_addr: Option<IpAddr>,
 }
 
+/// An `admin` event's own fields: an action taken on the admin console. The event's
+/// session fields are the administrator's.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminAction {
+    /// `KILL`, `BLOCK`, `UNBLOCK` or `RELOAD`.
+    pub action: &'static str,
+    /// The session id or address acted on.
+    pub target: Option<String>,
+    /// `ok` or `error`.
+    pub result: &'static str,
+    /// What happened, in words (sessions ended, until when, why it failed).
+    pub detail: Option<String>,
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone)]
 pub enum AuditEvent {
@@ -144,6 +158,12 @@ pub enum AuditEvent {
         session: Arc<SessionInfo>,
         cancel: CancelEvent,
     },
+    /// An action on the admin console.
+    Admin {
+        ts: String,
+        session: Arc<SessionInfo>,
+        admin: AdminAction,
+    },
 }
 
 #[derive(Serialize)]
@@ -170,6 +190,7 @@ impl AuditEvent {
             AuditEvent::Statement { .. } => "statement",
             AuditEvent::Cancel { .. } => "cancel",
             AuditEvent::ConnectionRefused { .. } => "connection_refused",
+            AuditEvent::Admin { .. } => "admin",
         }
     }
 
@@ -181,7 +202,8 @@ impl AuditEvent {
             | AuditEvent::SessionEnd { session, .. }
             | AuditEvent::Statement { session, .. }
             | AuditEvent::Cancel { session, .. }
-            | AuditEvent::ConnectionRefused { session, .. } => session,
+            | AuditEvent::ConnectionRefused { session, .. }
+            | AuditEvent::Admin { session, .. } => session,
         }
     }
 
@@ -193,7 +215,8 @@ impl AuditEvent {
             | AuditEvent::SessionEnd { ts, .. }
             | AuditEvent::Statement { ts, .. }
             | AuditEvent::Cancel { ts, .. }
-            | AuditEvent::ConnectionRefused { ts, .. } => ts,
+            | AuditEvent::ConnectionRefused { ts, .. }
+            | AuditEvent::Admin { ts, .. } => ts,
         }
     }
 
@@ -268,6 +291,15 @@ impl AuditEvent {
                     kind: "connection_refused",
                     session,
                     extra: refusal,
+                },
+            ),
+            AuditEvent::Admin { ts, session, admin } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "admin",
+                    session,
+                    extra: admin,
                 },
             ),
         }?;

@@ -26,8 +26,8 @@ mod tracker;
 mod writer;
 
 pub use event::{
-    now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused, SessionEnd,
-    SessionInfo,
+    now_rfc3339, rfc3339_at, AdminAction, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused,
+    SessionEnd, SessionInfo,
 };
 pub use pgaudit::write as write_pgaudit;
 pub use statement::{Outcome, StatementEvent};

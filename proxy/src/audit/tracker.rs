@@ -83,6 +83,12 @@ pub struct ConsoleView {
     pub busy: bool,
     /// The latest `application_name` the server reported.
     pub application_name: Option<String>,
+    /// Statements by class, in [`crate::sql::Class`] order.
+    pub by_class: [u64; 7],
+    /// Statements the server refused.
+    pub errors: u64,
+    /// Of those, refused for lack of privilege (SQLSTATE 42501).
+    pub denied: u64,
 }
 
 impl ConsoleView {
@@ -695,6 +701,15 @@ impl Tracker {
         // human's, and worth a line.
         self.console.statements = self.console.statements.saturating_add(1);
         let class = self.shadow.judge(st.class);
+        if let Some(n) = self.console.by_class.get_mut(class.class as usize) {
+            *n = n.saturating_add(1);
+        }
+        if fate.outcome == Outcome::Error {
+            self.console.errors = self.console.errors.saturating_add(1);
+            if fate.sqlstate.as_deref() == Some("42501") {
+                self.console.denied = self.console.denied.saturating_add(1);
+            }
+        }
         let noise = class.noise && fate.outcome != Outcome::Error;
         self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;

@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub rules: super::Rules,
     #[serde(default)]
     pub alerts: super::Alerts,
+    #[serde(default)]
+    pub admin: super::Admin,
 }
 
 /// `[listen]`: the client-facing socket.

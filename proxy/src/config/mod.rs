@@ -5,12 +5,14 @@
 //! nothing is used until the whole file is valid (the TLS material included). Sessions hold
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
+mod admin;
 mod alerts;
 mod file;
 pub(crate) mod locate;
 mod validate;
 mod validate_alerts;
 
+pub use admin::*;
 pub use alerts::*;
 pub use file::*;
 

@@ -69,7 +69,13 @@ pub struct Detector {
     blocks: Blocklist,
     out: UnboundedSender<Finding>,
     on_block: std::sync::OnceLock<BlockHook>,
+    /// The latest findings, newest last, for the admin console (findings are rare: one
+    /// short lock per finding).
+    recent: std::sync::Mutex<std::collections::VecDeque<Finding>>,
 }
+
+/// How many findings the console can show.
+pub const RECENT_FINDINGS: usize = 1000;
 
 fn timing(rule: &Rule) -> Timing {
     Timing {
@@ -136,6 +142,7 @@ impl Detector {
             blocks: Blocklist::default(),
             out,
             on_block: std::sync::OnceLock::new(),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -168,6 +175,12 @@ impl Detector {
     /// The blocks in force now.
     pub fn blocks(&self) -> Vec<(IpAddr, Block)> {
         self.blocks.list(now_millis())
+    }
+
+    /// The latest `n` findings, newest first.
+    pub fn recent_findings(&self, n: usize) -> Vec<Finding> {
+        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        r.iter().rev().take(n).cloned().collect()
     }
 
     /// The rules in effect.
@@ -321,6 +334,13 @@ impl Detector {
             action,
             "finding"
         );
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if r.len() >= RECENT_FINDINGS {
+                r.pop_front();
+            }
+            r.push_back(finding.clone());
+        }
         if self.out.send(finding).is_err() {
             tracing::error!(rule_id = %rule.id, "the outbox has stopped; finding not stored");
         }

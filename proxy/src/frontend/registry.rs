@@ -8,6 +8,7 @@
 
 use crate::audit::{ConsoleView, SessionInfo, Tracker};
 use dashmap::DashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -78,10 +79,42 @@ impl Entry {
     }
 }
 
-/// The registry of live sessions, by session id.
+/// The registry of live sessions, by session id, and the totals of ended ones.
 #[derive(Default)]
 pub struct Sessions {
     map: DashMap<String, Arc<Entry>>,
+    /// Per database and user; touched once per session start, end and failed login.
+    ended: Mutex<BTreeMap<(String, String), StatRow>>,
+}
+
+/// `SHOW STATS` for one database and user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatRow {
+    pub sessions: u64,
+    pub statements: u64,
+    /// In [`crate::sql::Class`] order.
+    pub by_class: [u64; 7],
+    pub errors: u64,
+    pub denied: u64,
+    pub auth_failures: u64,
+}
+
+impl StatRow {
+    fn add_view(&mut self, v: &ConsoleView) {
+        self.statements = self.statements.saturating_add(v.statements);
+        for (a, b) in self.by_class.iter_mut().zip(v.by_class.iter()) {
+            *a = a.saturating_add(*b);
+        }
+        self.errors = self.errors.saturating_add(v.errors);
+        self.denied = self.denied.saturating_add(v.denied);
+    }
+}
+
+fn key(info: &SessionInfo) -> (String, String) {
+    (
+        info.database.clone().unwrap_or_default(),
+        info.user.clone().unwrap_or_default(),
+    )
 }
 
 /// A session's place in the registry; dropping it removes the session.
@@ -94,6 +127,16 @@ pub struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.sessions.map.remove(&self.entry.info.session_id);
+        let view = self.entry.snapshot().view;
+        let mut ended = self
+            .sessions
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        ended
+            .entry(key(&self.entry.info))
+            .or_default()
+            .add_view(&view);
     }
 }
 
@@ -111,6 +154,11 @@ impl Sessions {
         });
         self.map
             .insert(entry.info.session_id.clone(), entry.clone());
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            let row = ended.entry(key(&entry.info)).or_default();
+            row.sessions = row.sessions.saturating_add(1);
+        }
         Registered {
             sessions: self.clone(),
             entry,
@@ -137,6 +185,23 @@ impl Sessions {
                 .cmp(&b.started)
                 .then_with(|| a.info.session_id.cmp(&b.info.session_id))
         });
+        out
+    }
+
+    /// Counts a failed login of `info`'s user and database.
+    pub fn auth_failure(&self, info: &SessionInfo) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let row = ended.entry(key(info)).or_default();
+        row.auth_failures = row.auth_failures.saturating_add(1);
+    }
+
+    /// `SHOW STATS`: ended sessions' totals plus the live sessions' counts so far.
+    pub fn stats(&self) -> BTreeMap<(String, String), StatRow> {
+        let live = self.snapshot();
+        let mut out = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for s in &live {
+            out.entry(key(&s.info)).or_default().add_view(&s.view);
+        }
         out
     }
 

@@ -16,6 +16,7 @@ use crate::metrics::ConnResult;
 use crate::tls::{peer_common_name, MaybeTls};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -107,6 +108,25 @@ async fn run_inner(
     shared.metrics.connection(ConnResult::Ok);
     let info = Arc::new(info);
     let registered = shared.sessions.register(info.clone());
+    if info.database.as_deref() == Some(config.file.admin.database.as_str()) {
+        let ended_by = console(&shared, client, logged_in, &info, &registered.entry)
+            .instrument(span.clone())
+            .await;
+        let end = SessionEnd {
+            duration_ms: started.elapsed().as_millis() as u64,
+            bytes_in: registered.entry.bytes_in.load(Ordering::Relaxed),
+            bytes_out: registered.entry.bytes_out.load(Ordering::Relaxed),
+            ended_by,
+        };
+        drop(registered);
+        let ts = now_rfc3339();
+        let session = info;
+        shared
+            .audit
+            .emit(AuditEvent::SessionEnd { ts, session, end })
+            .await;
+        return;
+    }
     if let Some(key) = &logged_in.cancel_key {
         key.attach(info.clone());
     }
@@ -140,7 +160,6 @@ async fn run_inner(
         &span,
     )
     .await;
-    drop(registered);
     // Statements the server never answered (the client or server went away mid-way) are
     // audited too.
     let unanswered = {
@@ -154,6 +173,7 @@ async fn run_inner(
             .emit_statement(e, config.file.audit.on_backpressure)
             .await;
     }
+    drop(registered);
     shared
         .audit
         .emit(AuditEvent::SessionEnd {
@@ -168,6 +188,43 @@ async fn run_inner(
         })
         .await;
     span.in_scope(|| tracing::info!(bytes_in, bytes_out, "session ended"));
+}
+
+/// Serves the admin console to an authenticated administrator: the server connection
+/// that proved the login is closed, then the console answers until the client leaves or
+/// is killed. Returns who ended it, when someone did.
+async fn console(
+    shared: &Arc<Shared>,
+    mut client: MaybeTls,
+    logged_in: LoggedIn,
+    info: &Arc<SessionInfo>,
+    entry: &Entry,
+) -> Option<String> {
+    let LoggedIn {
+        mut server,
+        client_leftover,
+        cancel_key,
+        ..
+    } = logged_in;
+    drop(cancel_key);
+    goodbye(server.write_all(&[b'X', 0, 0, 0, 4])).await;
+    goodbye(server.shutdown()).await;
+    drop(server);
+    tracing::info!("admin console session");
+    let ended = crate::admin::serve(shared, &mut client, client_leftover, info, entry).await;
+    let by = match ended {
+        Ok(crate::admin::Ended::Client) => None,
+        Ok(crate::admin::Ended::Killed(reason)) => {
+            goodbye(fatal_to_client(&mut client, "57P01", &reason.message)).await;
+            Some(reason.by)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "admin console session failed");
+            None
+        }
+    };
+    goodbye(client.shutdown()).await;
+    by
 }
 
 /// An established session: the client, the logged-in server, and the session's place in
@@ -224,6 +281,8 @@ async fn establish(
     span.record("db", field::display(&database));
     span.record("tls", info.tls);
     info.service = config.is_service_account(&user);
+    let console = database == config.file.admin.database;
+    let console_refused = console && !config.file.admin.allows(&user);
     info.user = Some(user);
     info.database = Some(database.clone());
     let result = async {
@@ -236,12 +295,33 @@ async fn establish(
             });
         }
         check_client_tls(config, &client, info)?;
+        if console_refused {
+            return Err(FrontendError::Refused {
+                sqlstate: "28000",
+                message: format!(
+                    "user \"{}\" may not use the pgvigil admin console",
+                    info.user.as_deref().unwrap_or_default()
+                ),
+                hint: Some("the console's users are listed in [admin] users".into()),
+            });
+        }
         // Taken after the TLS negotiation, so a refused client can read why.
         let place = shared
             .admission
             .session()
             .map_err(FrontendError::Admission)?;
-        let target = config.route(&database);
+        // The console's name does not exist upstream: its users authenticate against
+        // `[admin] auth_database`.
+        let console_target;
+        let target = if console {
+            let auth_db = &config.file.admin.auth_database;
+            let mut t = config.route(auth_db).clone();
+            t.dbname = Some(t.dbname.take().unwrap_or_else(|| auth_db.clone()));
+            console_target = t;
+            &console_target
+        } else {
+            config.route(&database)
+        };
         let req = LoginRequest {
             config,
             shared,
@@ -433,6 +513,7 @@ async fn audit_failure(
 ) {
     if blocked_until.is_none() {
         shared.metrics.auth_failures.increment(1);
+        shared.sessions.auth_failure(&info);
     }
     shared
         .audit
