@@ -10,7 +10,7 @@ mod connect;
 pub use auth::{
     begin, complete, scram_server_final, scram_server_first, AuthOutcome, Begin, UpstreamAuth,
 };
-pub use connect::{connect, ServerConn};
+pub use connect::{connect, is_unix_socket_dir, ServerConn};
 
 use crate::wire::WireError;
 
