@@ -31,5 +31,6 @@ pub mod frontend;
 pub mod metrics;
 pub mod sinks;
 pub mod sql;
+pub mod tail;
 pub mod tls;
 pub mod wire;

@@ -284,7 +284,8 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let pick = b"sShOwKILblockFR '';-\n0123456789.:fx\x00\xff"[(x % 38) as usize];
+                let alphabet = b"sShOwKILblockFR '';-\n0123456789.:fx\x00\xff";
+                let pick = alphabet[(x % alphabet.len() as u64) as usize];
                 s.push(char::from(pick));
             }
             let _ = parse(&s);
