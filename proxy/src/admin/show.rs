@@ -395,7 +395,7 @@ fn config(shared: &Shared) -> Reply {
         ("admin.database", f.admin.database.clone()),
         ("admin.users", f.admin.users.join(", ")),
     ];
-    for (name, _) in &f.databases {
+    for name in f.databases.keys() {
         kv.push(("databases", name.clone()));
     }
     let rows: Vec<Vec<Option<String>>> = kv

@@ -250,7 +250,7 @@ mod tests {
         let b = s.register(info("a-2", "::ffff:10.0.0.1"));
         let c = s.register(info("a-3", "10.0.0.2"));
         assert_eq!(s.len(), 3);
-        let mut rx_c = c.entry.killed();
+        let rx_c = c.entry.killed();
         let reason = KillReason {
             message: "m".into(),
             by: "test".into(),
