@@ -127,6 +127,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             "set a file path, or \"-\" for standard output",
         );
     }
+    super::admin::check(&mut c, &file);
     let rules = super::validate_alerts::rules(&mut c, &file);
     super::validate_alerts::alerts(&mut c, &file);
     let client_tls = client_tls(&mut c, &file);
