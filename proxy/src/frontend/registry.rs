@@ -110,6 +110,20 @@ impl StatRow {
     }
 }
 
+/// The most database/user rows `SHOW STATS` keeps: failed logins carry names the client
+/// chose, so beyond this they are counted together under `(other)`.
+pub const MAX_STAT_ROWS: usize = 10_000;
+
+/// The row of `key`, or the shared `(other)` row once the table is full.
+fn row(map: &mut BTreeMap<(String, String), StatRow>, key: (String, String)) -> &mut StatRow {
+    let key = if map.len() >= MAX_STAT_ROWS && !map.contains_key(&key) {
+        ("(other)".to_string(), "(other)".to_string())
+    } else {
+        key
+    };
+    map.entry(key).or_default()
+}
+
 fn key(info: &SessionInfo) -> (String, String) {
     (
         info.database.clone().unwrap_or_default(),
@@ -133,10 +147,7 @@ impl Drop for Registered {
             .ended
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        ended
-            .entry(key(&self.entry.info))
-            .or_default()
-            .add_view(&view);
+        row(&mut ended, key(&self.entry.info)).add_view(&view);
     }
 }
 
@@ -156,8 +167,8 @@ impl Sessions {
             .insert(entry.info.session_id.clone(), entry.clone());
         {
             let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-            let row = ended.entry(key(&entry.info)).or_default();
-            row.sessions = row.sessions.saturating_add(1);
+            let r = row(&mut ended, key(&entry.info));
+            r.sessions = r.sessions.saturating_add(1);
         }
         Registered {
             sessions: self.clone(),
@@ -191,8 +202,8 @@ impl Sessions {
     /// Counts a failed login of `info`'s user and database.
     pub fn auth_failure(&self, info: &SessionInfo) {
         let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        let row = ended.entry(key(info)).or_default();
-        row.auth_failures = row.auth_failures.saturating_add(1);
+        let r = row(&mut ended, key(info));
+        r.auth_failures = r.auth_failures.saturating_add(1);
     }
 
     /// `SHOW STATS`: ended sessions' totals plus the live sessions' counts so far.
@@ -200,7 +211,7 @@ impl Sessions {
         let live = self.snapshot();
         let mut out = self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for s in &live {
-            out.entry(key(&s.info)).or_default().add_view(&s.view);
+            row(&mut out, key(&s.info)).add_view(&s.view);
         }
         out
     }
@@ -271,5 +282,20 @@ mod tests {
             .collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&"a-2".to_string()));
+    }
+
+    #[test]
+    fn stats_rows_are_bounded_against_invented_names() {
+        let s = Sessions::default();
+        for i in 0..(MAX_STAT_ROWS + 500) {
+            let mut info = SessionInfo::connection("x".into(), "10.0.0.1:1".parse().unwrap());
+            info.user = Some(format!("u{i}"));
+            info.database = Some("d".into());
+            s.auth_failure(&info);
+        }
+        let stats = s.stats();
+        assert_eq!(stats.len(), MAX_STAT_ROWS + 1);
+        let other = &stats[&("(other)".to_string(), "(other)".to_string())];
+        assert_eq!(other.auth_failures, 500);
     }
 }
