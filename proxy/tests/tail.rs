@@ -151,3 +151,60 @@ fn follow_picks_up_new_events_and_a_rotated_file() {
     let _ = child.wait();
     assert_eq!(seen.matches("u2@d").count(), 1, "{seen}");
 }
+
+#[test]
+fn demo_suggests_tail_right_after_the_psql_command() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pgvigil demo");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let end = Instant::now() + Duration::from_secs(90);
+    while !lines.iter().any(|l: &String| l.starts_with("Audit log:")) {
+        assert!(Instant::now() < end, "demo output: {lines:#?}");
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    // SIGINT, as Ctrl-C: the demo cleans up after itself.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let _ = child.wait();
+    let psql = lines
+        .iter()
+        .position(|l| l.contains("psql") && l.contains("host="))
+        .unwrap();
+    let tail = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("pgvigil tail --follow "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let audit = lines
+        .iter()
+        .position(|l| l.starts_with("Audit log:"))
+        .unwrap();
+    assert!(psql < tail && tail < audit, "{lines:#?}");
+    let suggested = lines[tail]
+        .trim_start()
+        .trim_start_matches("pgvigil tail --follow ");
+    assert_eq!(
+        lines[audit].trim_start_matches("Audit log:").trim(),
+        suggested,
+        "the suggestion names the demo's audit log"
+    );
+}
