@@ -486,3 +486,46 @@ fn reload_from_the_console_applies_the_new_file() {
         e["type"] == "admin" && e["action"] == "RELOAD"
     });
 }
+
+#[test]
+fn passthrough_mode_authenticates_the_console_against_the_server() {
+    let proxy = start(
+        "",
+        ProxyOptions {
+            auth_mode: "passthrough",
+            ..ProxyOptions::default()
+        },
+    );
+    assert!(ok(console(&proxy, "SHOW VERSION")).starts_with("pgvigil "));
+    let (okay, _, err) = psql(
+        &proxy.conninfo("app_user", "wrong", "pgvigil", "sslmode=disable"),
+        "SHOW VERSION",
+    );
+    assert!(
+        !okay && err.contains("password authentication failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_admin_blocking_its_own_address_gets_the_answer_then_is_ended() {
+    let proxy = start("[rules]\nblock_loopback = true\n", ProxyOptions::default());
+    let mut v = victim(&proxy, None).expect("victim");
+    let mut s = raw_connect(proxy.port);
+    s.write_all(&startup_packet(&[
+        ("user", "app_user"),
+        ("database", "pgvigil"),
+    ]))
+    .unwrap();
+    finish_raw_login(&mut s, "app_pass").expect("console login");
+    raw_query(&mut s, "BLOCK '127.0.0.1' FOR '2s'").expect("the BLOCK answer arrives");
+    let (code, _) = fatal_of(&mut s).expect("the console session is ended too");
+    assert_eq!(code, "57P01");
+    let (code, _) = fatal_of(&mut v).expect("the other session is ended");
+    assert_eq!(code, "57P01");
+    let refused = victim(&proxy, None).expect_err("blocked");
+    assert!(refused.contains("28000"), "{refused}");
+    // The block expires on its own.
+    std::thread::sleep(Duration::from_millis(2100));
+    victim(&proxy, None).expect("let in after the block expired");
+}
