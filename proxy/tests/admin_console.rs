@@ -529,3 +529,37 @@ fn an_admin_blocking_its_own_address_gets_the_answer_then_is_ended() {
     std::thread::sleep(Duration::from_millis(2100));
     victim(&proxy, None).expect("let in after the block expired");
 }
+
+#[test]
+fn show_sessions_with_many_sessions_stays_quick() {
+    let proxy = start("", ProxyOptions::default());
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(victim(&proxy, None).expect("login"));
+    }
+    for s in held.iter_mut().take(30) {
+        send_query(s, "select pg_sleep(5)");
+    }
+    let mut admin = raw_connect(proxy.port);
+    admin
+        .write_all(&startup_packet(&[
+            ("user", "app_user"),
+            ("database", "pgvigil"),
+        ]))
+        .unwrap();
+    finish_raw_login(&mut admin, "app_pass").expect("console login");
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let rows = raw_query(&mut admin, "SHOW SESSIONS").unwrap();
+        worst = worst.max(t.elapsed());
+        assert_eq!(rows.len(), 61);
+    }
+    let t = Instant::now();
+    raw_query(&mut admin, "SHOW STATS").unwrap();
+    let stats = t.elapsed();
+    eprintln!(
+        "SHOW SESSIONS with 61 sessions (30 busy): worst of 20 {worst:?}; SHOW STATS {stats:?}"
+    );
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
+}
