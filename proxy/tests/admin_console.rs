@@ -563,3 +563,33 @@ fn show_sessions_with_many_sessions_stays_quick() {
     );
     assert!(worst < Duration::from_secs(1), "{worst:?}");
 }
+
+#[test]
+fn shutdown_ends_console_sessions_after_the_drain_period() {
+    let mut proxy = start(
+        "",
+        ProxyOptions {
+            shutdown_timeout: "1s",
+            ..ProxyOptions::default()
+        },
+    );
+    let mut s = raw_connect(proxy.port);
+    s.write_all(&startup_packet(&[
+        ("user", "app_user"),
+        ("database", "pgvigil"),
+    ]))
+    .unwrap();
+    finish_raw_login(&mut s, "app_pass").expect("console login");
+    assert!(raw_query(&mut s, "SHOW VERSION").is_ok());
+    let started = Instant::now();
+    assert!(proxy.terminate(Duration::from_secs(10)), "pgvigil exits");
+    let (code, _) = fatal_of(&mut s).expect("FATAL before the close");
+    assert_eq!(code, "57P01");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    let end = proxy
+        .audit_events()
+        .into_iter()
+        .find(|e| e["type"] == "session_end" && e["database"] == "pgvigil")
+        .expect("the console session's session_end");
+    assert!(end.get("ended_by").is_none(), "{end}");
+}

@@ -47,6 +47,8 @@ pub enum Ended {
     Client,
     /// KILL or a block.
     Killed(KillReason),
+    /// The shutdown's drain period is over.
+    Shutdown,
 }
 
 /// Encodes one pgwire message into `out`.

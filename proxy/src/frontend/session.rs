@@ -109,7 +109,8 @@ async fn run_inner(
     let info = Arc::new(info);
     let registered = shared.sessions.register(info.clone());
     if info.database.as_deref() == Some(config.file.admin.database.as_str()) {
-        let ended_by = console(&shared, client, logged_in, &info, &registered.entry)
+        let stop = (force_close, &*registered.entry);
+        let ended_by = console(&shared, client, logged_in, &info, stop)
             .instrument(span.clone())
             .await;
         let end = SessionEnd {
@@ -192,14 +193,16 @@ async fn run_inner(
 
 /// Serves the admin console to an authenticated administrator: the server connection
 /// that proved the login is closed, then the console answers until the client leaves or
-/// is killed. Returns who ended it, when someone did.
+/// is killed, or the shutdown's drain period is over. Returns who ended it, when someone
+/// did.
 async fn console(
     shared: &Arc<Shared>,
     mut client: MaybeTls,
     logged_in: LoggedIn,
     info: &Arc<SessionInfo>,
-    entry: &Entry,
+    stop: (watch::Receiver<bool>, &Entry),
 ) -> Option<String> {
+    let (mut force_close, entry) = stop;
     let LoggedIn {
         mut server,
         client_leftover,
@@ -211,8 +214,15 @@ async fn console(
     goodbye(server.shutdown()).await;
     drop(server);
     tracing::info!("admin console session");
-    let ended = crate::admin::serve(shared, &mut client, client_leftover, info, entry).await;
+    let ended = tokio::select! {
+        r = crate::admin::serve(shared, &mut client, client_leftover, info, entry) => r,
+        _ = force_close.wait_for(|&v| v) => Ok(crate::admin::Ended::Shutdown),
+    };
     let by = match ended {
+        Ok(crate::admin::Ended::Shutdown) => {
+            goodbye(fatal_to_client(&mut client, "57P01", TERMINATED)).await;
+            None
+        }
         Ok(crate::admin::Ended::Client) => None,
         Ok(crate::admin::Ended::Killed(reason)) => {
             goodbye(fatal_to_client(&mut client, "57P01", &reason.message)).await;
