@@ -8,7 +8,7 @@
 //! JSON stays the file format; a line that is not JSON is shown as it is (sanitized).
 
 use serde_json::Value;
-use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -320,46 +320,80 @@ pub fn run(path: Option<&Path>, follow: bool, style: Style) -> Result<(), TailEr
     let mut file = open()?;
     let mut pending = Vec::new();
     let mut pos: u64 = 0;
+    let mut buf = vec![0u8; CHUNK];
     loop {
-        let mut chunk = Vec::new();
-        file.read_to_end(&mut chunk)
-            .map_err(|source| TailError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        pos = pos.saturating_add(chunk.len() as u64);
-        pending.extend_from_slice(&chunk);
-        // Only whole lines: the writer may be mid-line.
-        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=nl).collect();
-            let text = String::from_utf8_lossy(&line[..line.len().saturating_sub(1)]);
-            if !text.trim().is_empty() {
-                writeln!(out, "{}", render(&text, style)).map_err(TailError::Write)?;
-            }
+        let n = file.read(&mut buf).map_err(|source| TailError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if n > 0 {
+            pos = pos.saturating_add(n as u64);
+            lines(&mut pending, &buf[..n], &mut out, style)?;
+            continue;
         }
         out.flush().map_err(TailError::Write)?;
         if !follow {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(200));
-        // Rotated (a new file at the path) or truncated: start over on the new one.
-        let rotated = match (std::fs::metadata(path), file.metadata()) {
+        // At the end of the file we have: if another file is now at the path (logrotate
+        // moved ours) or ours was truncated, start over on what is there. Checked only at
+        // the end, so what was written to the old file before the move is shown first.
+        let replaced = match (std::fs::metadata(path), file.metadata()) {
             (Ok(now), Ok(ours)) => {
                 use std::os::unix::fs::MetadataExt;
                 now.ino() != ours.ino() || now.len() < pos
             }
             _ => false,
         };
-        if rotated {
+        if replaced {
             if let Ok(f) = open() {
+                // The new file appears when pgvigil reopens; until then it wrote to the old
+                // one, perhaps since our last read: finish that first.
+                while let Ok(n @ 1..) = file.read(&mut buf) {
+                    lines(&mut pending, &buf[..n], &mut out, style)?;
+                }
                 file = f;
                 pos = 0;
                 pending.clear();
+                continue;
             }
-        } else {
-            let _ = file.seek(SeekFrom::Start(pos));
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Reads of the file are this large: a big log is streamed, never loaded whole.
+const CHUNK: usize = 64 * 1024;
+/// The longest line held while waiting for its end.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// Adds `data` to the partial line in `pending` and shows every line completed.
+fn lines(
+    pending: &mut Vec<u8>,
+    data: &[u8],
+    out: &mut impl Write,
+    style: Style,
+) -> Result<(), TailError> {
+    pending.extend_from_slice(data);
+    // Only whole lines: the writer may be mid-line.
+    while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=nl).collect();
+        show(out, &line[..line.len().saturating_sub(1)], style)?;
+    }
+    // A "line" that never ends (not a log file) is shown in pieces, not held.
+    if pending.len() > MAX_LINE {
+        let piece: Vec<u8> = std::mem::take(pending);
+        show(out, &piece, style)?;
+    }
+    Ok(())
+}
+
+fn show(out: &mut impl Write, line: &[u8], style: Style) -> Result<(), TailError> {
+    let text = String::from_utf8_lossy(line);
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{}", render(&text, style)).map_err(TailError::Write)
 }
 
 #[cfg(test)]

@@ -107,13 +107,16 @@ fn follow_picks_up_new_events_and_a_rotated_file() {
         )
     };
     std::fs::write(&log, line(1)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
-        .args(["tail", "--follow"])
-        .arg(&log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .args(["tail", "--follow"])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -144,24 +147,45 @@ fn follow_picks_up_new_events_and_a_rotated_file() {
     f.write_all(&two.as_bytes()[40..]).unwrap();
     wait_for("u2@d from 10.0.0.2 READ SELECT select 2 ok 1 rows");
     // logrotate: move the file away, a new one appears at the path.
+    // pgvigil keeps writing to the moved file until it reopens: those events are shown
+    // before the new file's.
     std::fs::rename(&log, dir.path().join("audit.jsonl.1")).unwrap();
+    f.write_all(line(4).as_bytes()).unwrap();
+    drop(f);
     std::fs::write(&log, line(3)).unwrap();
     wait_for("u3@d from 10.0.0.3");
-    let _ = child.kill();
-    let _ = child.wait();
+    let (four, three) = (
+        seen.find("u4@d").expect("the moved file's last event"),
+        seen.find("u3@d").unwrap(),
+    );
+    assert!(four < three, "{seen}");
+    drop(child);
     assert_eq!(seen.matches("u2@d").count(), 1, "{seen}");
+}
+
+/// A child process killed when the test ends, passed or not (a `--follow` left running
+/// would hold the test's output open).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
 fn demo_suggests_tail_right_after_the_psql_command() {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
-        .arg("demo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pgvigil demo");
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .arg("demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgvigil demo"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
@@ -183,9 +207,9 @@ fn demo_suggests_tail_right_after_the_psql_command() {
     }
     // SIGINT, as Ctrl-C: the demo cleans up after itself.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.0.id() as i32, libc::SIGINT);
     }
-    let _ = child.wait();
+    let _ = child.0.wait();
     let psql = lines
         .iter()
         .position(|l| l.contains("psql") && l.contains("host="))
