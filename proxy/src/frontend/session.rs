@@ -110,7 +110,8 @@ async fn run_inner(
     let registered = shared.sessions.register(info.clone());
     if info.database.as_deref() == Some(config.file.admin.database.as_str()) {
         let stop = (force_close, &*registered.entry);
-        let ended_by = console(&shared, client, logged_in, &info, stop)
+        // Boxed: only console sessions pay for the console's state.
+        let ended_by = Box::pin(console(&shared, client, logged_in, &info, stop))
             .instrument(span.clone())
             .await;
         let end = SessionEnd {
