@@ -26,6 +26,7 @@
 //! - [`certs`]: development certificates (`pgvigil certs`).
 //! - [`demo`]: throwaway PostgreSQL clusters (`pgvigil demo`, the test harness, the load test).
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod backend;
@@ -39,5 +40,6 @@ pub mod matching;
 pub mod metrics;
 pub mod sinks;
 pub mod sql;
+pub mod tail;
 pub mod tls;
 pub mod wire;

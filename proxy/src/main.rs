@@ -1,4 +1,4 @@
-//! The `pgvigil` command: `run`, `check`, `certs`, `demo`, `classify`.
+//! The `pgvigil` command: `run`, `check`, `certs`, `demo`, `classify`, `tail`.
 
 use clap::{Parser, Subcommand};
 use pgvigil::audit::{AuditWriter, WriterOptions};
@@ -64,6 +64,15 @@ enum Command {
         /// Redaction: `passwords` (default) or `literals`.
         #[arg(long, default_value = "passwords")]
         redact: String,
+    },
+    /// Show the audit log or the findings file as a person reads them: one line per event,
+    /// coloured on a terminal.
+    Tail {
+        /// The JSON audit log or findings file (standard input when absent or `-`).
+        file: Option<PathBuf>,
+        /// Keep reading what is appended (and follow the file across rotation).
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 
@@ -207,6 +216,22 @@ fn main() -> ExitCode {
             }
         },
         Command::Classify { sql, redact } => classify(sql, &redact),
+        Command::Tail { file, follow } => {
+            let style = pgvigil::tail::Style::for_stdout();
+            match pgvigil::tail::run(file.as_deref(), follow, style) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is a normal end.
+                Err(pgvigil::tail::TailError::Write(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pgvigil tail: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Demo => {
             match runtime_then(|| async {
                 pgvigil::demo::run_demo().await.map_err(|e| e.to_string())

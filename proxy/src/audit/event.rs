@@ -93,6 +93,10 @@ pub struct SessionEnd {
     pub duration_ms: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Who ended the session from outside (`administrator alice`, `rule brute_force`),
+    /// when the console's KILL or a block did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
 }
 
 /// A `cancel` event's own fields. The event's session fields are the cancel connection's
@@ -108,6 +112,20 @@ pub struct CancelEvent {
     pub target_user: Option<String>,
     pub target_database: Option<String>,
     pub target_client_addr: Option<IpAddr>,
+}
+
+/// An `admin` event's own fields: an action taken on the admin console. The event's
+/// session fields are the administrator's.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminAction {
+    /// `KILL`, `BLOCK`, `UNBLOCK` or `RELOAD`.
+    pub action: &'static str,
+    /// The session id or address acted on.
+    pub target: Option<String>,
+    /// `ok` or `error`.
+    pub result: &'static str,
+    /// What happened, in words (sessions ended, until when, why it failed).
+    pub detail: Option<String>,
 }
 
 /// One line of the audit log.
@@ -144,6 +162,12 @@ pub enum AuditEvent {
         session: Arc<SessionInfo>,
         cancel: CancelEvent,
     },
+    /// An action on the admin console.
+    Admin {
+        ts: String,
+        session: Arc<SessionInfo>,
+        admin: AdminAction,
+    },
 }
 
 #[derive(Serialize)]
@@ -170,6 +194,7 @@ impl AuditEvent {
             AuditEvent::Statement { .. } => "statement",
             AuditEvent::Cancel { .. } => "cancel",
             AuditEvent::ConnectionRefused { .. } => "connection_refused",
+            AuditEvent::Admin { .. } => "admin",
         }
     }
 
@@ -181,7 +206,8 @@ impl AuditEvent {
             | AuditEvent::SessionEnd { session, .. }
             | AuditEvent::Statement { session, .. }
             | AuditEvent::Cancel { session, .. }
-            | AuditEvent::ConnectionRefused { session, .. } => session,
+            | AuditEvent::ConnectionRefused { session, .. }
+            | AuditEvent::Admin { session, .. } => session,
         }
     }
 
@@ -193,7 +219,8 @@ impl AuditEvent {
             | AuditEvent::SessionEnd { ts, .. }
             | AuditEvent::Statement { ts, .. }
             | AuditEvent::Cancel { ts, .. }
-            | AuditEvent::ConnectionRefused { ts, .. } => ts,
+            | AuditEvent::ConnectionRefused { ts, .. }
+            | AuditEvent::Admin { ts, .. } => ts,
         }
     }
 
@@ -268,6 +295,15 @@ impl AuditEvent {
                     kind: "connection_refused",
                     session,
                     extra: refusal,
+                },
+            ),
+            AuditEvent::Admin { ts, session, admin } => serde_json::to_writer(
+                &mut *out,
+                &Line {
+                    ts,
+                    kind: "admin",
+                    session,
+                    extra: admin,
                 },
             ),
         }?;

@@ -26,12 +26,12 @@ mod tracker;
 mod writer;
 
 pub use event::{
-    now_rfc3339, rfc3339_at, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused, SessionEnd,
-    SessionInfo,
+    now_rfc3339, rfc3339_at, AdminAction, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused,
+    SessionEnd, SessionInfo,
 };
 pub use pgaudit::write as write_pgaudit;
 pub use statement::{Outcome, StatementEvent, Uncaptured};
-pub use tracker::Tracker;
+pub use tracker::{ConsoleView, Tracker};
 pub use writer::{AuditSink, AuditWriter, Durable, WriterOptions};
 
 /// Errors of the audit layer.

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::detect::rule::On;
 use crate::enforce::SessionPolicy;
 use crate::metrics::Metrics;
-use crate::sql::{Object, ParsePath, Redact, Statement};
+use crate::sql::{Classification, Object, ParsePath, Redact, Statement};
 use crate::wire::messages::ErrorFields;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,6 +79,43 @@ pub struct Tracker {
     server_substitute: Option<Vec<u8>>,
     /// Refused Parse/Execute messages whose stand-in's error has not come back yet.
     denials_pending: usize,
+    /// What the admin console shows (SHOW SESSIONS): read under the tracker's own lock.
+    console: ConsoleView,
+}
+
+/// A session's activity as the admin console reports it.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleView {
+    /// Statements finished (answered, failed or skipped).
+    pub statements: u64,
+    /// The statement the server is working on, when the proxy knows it, and since when.
+    pub current: Option<(Arc<Classification>, Instant)>,
+    /// The last ReadyForQuery status (`I`, `T`, `E`), 0 before the first.
+    pub status: u8,
+    /// Whether a request is waiting for the server's answer.
+    pub busy: bool,
+    /// The latest `application_name` the server reported.
+    pub application_name: Option<String>,
+    /// Statements by class, in [`crate::sql::Class`] order.
+    pub by_class: [u64; 7],
+    /// Statements the server refused.
+    pub errors: u64,
+    /// Of those, refused for lack of privilege (SQLSTATE 42501).
+    pub denied: u64,
+}
+
+impl ConsoleView {
+    /// PostgreSQL's `pg_stat_activity.state` words.
+    pub fn state(&self) -> &'static str {
+        if self.busy {
+            return "active";
+        }
+        match self.status {
+            b'T' => "idle in transaction",
+            b'E' => "idle in transaction (aborted)",
+            _ => "idle",
+        }
+    }
 }
 
 impl Tracker {
@@ -119,7 +156,16 @@ impl Tracker {
             substitute: None,
             server_substitute: None,
             denials_pending: 0,
+            console: ConsoleView::default(),
         }
+    }
+
+    /// The session's activity for the admin console.
+    pub fn console_view(&self) -> ConsoleView {
+        let mut v = self.console.clone();
+        v.busy = !self.queue.is_empty();
+        v.application_name = self.session.application_name.clone();
+        v
     }
 
     /// The server's `standard_conforming_strings` as reported at login.
@@ -296,6 +342,7 @@ impl Tracker {
             beyond.captured_bytes = body.len() as u64;
             beyond.captured_statements = pieces.len() as u64;
         }
+        self.console.current = pieces.first().map(|p| (p.class.clone(), Instant::now()));
         let id = self.take_id();
         self.push(Pending::Query {
             id,
@@ -380,6 +427,7 @@ impl Tracker {
         let portal = self.registry.portal(&name);
         if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
             self.shadow.sent(&st);
+            self.console.current = Some((st.class.clone(), Instant::now()));
         }
         let id = self.take_id();
         self.push(Pending::Execute {
@@ -687,6 +735,10 @@ impl Tracker {
                 Pending::Parse(_) | Pending::Bind | Pending::Describe | Pending::Close => {}
             }
         }
+        self.console.status = status;
+        if self.queue.is_empty() {
+            self.console.current = None;
+        }
         if status == b'I' {
             self.roles.idle();
             self.registry.idle();
@@ -821,7 +873,20 @@ impl Tracker {
         // The noise verdict is withdrawn where an unqualified name cannot be trusted, and
         // for a statement that failed: tools' catalog queries do not fail; a failure is a
         // human's, and worth a line.
+        self.console.statements = self.console.statements.saturating_add(1);
         let class = self.shadow.judge(st.class);
+        if let Some(n) = self.console.by_class.get_mut(class.class as usize) {
+            *n = n.saturating_add(1);
+        }
+        if fate.outcome == Outcome::Error {
+            self.console.errors = self.console.errors.saturating_add(1);
+            if fate.sqlstate.as_deref() == Some("42501") {
+                self.console.denied = self.console.denied.saturating_add(1);
+            }
+        }
+        if fate.outcome == Outcome::Denied {
+            self.console.denied = self.console.denied.saturating_add(1);
+        }
         let noise = class.noise && matches!(fate.outcome, Outcome::Ok | Outcome::Skipped);
         self.metrics.statement(class.class, self.service, noise);
         let audit = &self.config.file.audit;

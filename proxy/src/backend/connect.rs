@@ -19,10 +19,25 @@ pub struct ServerConn {
     pub addr: String,
 }
 
+/// Whether an upstream `host` names a Unix-socket directory (an absolute path, as libpq
+/// takes it) rather than a host name or address.
+pub fn is_unix_socket_dir(host: &str) -> bool {
+    host.starts_with('/')
+}
+
+/// The socket file PostgreSQL listens on in directory `dir` for `port`.
+fn unix_socket_path(dir: &str, port: u16) -> String {
+    format!("{}/.s.PGSQL.{port}", dir.trim_end_matches('/'))
+}
+
 /// Connects to `target`, negotiating TLS as its sslmode says. `force_tls` upgrades
 /// `allow` to a TLS attempt (libpq's second try).
 pub async fn connect(target: &UpstreamTarget, force_tls: bool) -> Result<ServerConn, BackendError> {
-    let addr = format!("{}:{}", target.host, target.port);
+    let addr = if is_unix_socket_dir(&target.host) {
+        unix_socket_path(&target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
     let fut = connect_inner(target, &addr, force_tls);
     let conn = tokio::time::timeout(target.connect_timeout, fut)
         .await
@@ -38,6 +53,21 @@ async fn connect_inner(
     addr: &str,
     force_tls: bool,
 ) -> Result<ServerConn, BackendError> {
+    if is_unix_socket_dir(&target.host) {
+        // No TLS over a local socket (the config check refuses an sslmode that needs it).
+        let unix = tokio::net::UnixStream::connect(addr)
+            .await
+            .map_err(|source| BackendError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        return Ok(ServerConn {
+            stream: MaybeTls::Unix(unix),
+            reader: FramedReader::new(),
+            channel_binding: None,
+            addr: addr.to_string(),
+        });
+    }
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|source| BackendError::Connect {

@@ -11,7 +11,7 @@ pub use auth::{
     begin, complete, scram_server_final, scram_server_first, AuthOutcome, Begin, UpstreamAuth,
     UpstreamSecret,
 };
-pub use connect::{connect, ServerConn};
+pub use connect::{connect, is_unix_socket_dir, ServerConn};
 
 use crate::wire::WireError;
 

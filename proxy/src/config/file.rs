@@ -32,6 +32,7 @@ pub struct ConfigFile {
     pub alerts: super::Alerts,
     #[serde(default)]
     pub access: super::Access,
+    pub admin: super::Admin,
 }
 
 /// `[listen]`: the client-facing socket.

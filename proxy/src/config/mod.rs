@@ -6,6 +6,7 @@
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
 mod access;
+mod admin;
 mod alerts;
 mod auth;
 mod file;
@@ -14,6 +15,7 @@ mod validate;
 mod validate_auth;
 
 pub use access::*;
+pub use admin::*;
 pub use alerts::*;
 pub use auth::*;
 pub use file::*;

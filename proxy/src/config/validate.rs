@@ -136,6 +136,7 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
             "set a file path, or \"-\" for standard output",
         );
     }
+    super::admin::check(&mut c, &file);
     // What config describes but other modules own is checked by its owner.
     crate::enforce::check(&mut c, &file);
     let rules = crate::detect::check::rules(&mut c, &file);
@@ -259,6 +260,25 @@ fn target(
     if port == 0 {
         c.issue(&key("port"), "must be a TCP port from 1 to 65535");
     }
+    // A Unix-socket directory, as libpq accepts: the link is local and never encrypted,
+    // so an sslmode that insists on TLS cannot be met (prefer and allow are ignored, as
+    // libpq ignores them for a socket).
+    let unix = crate::backend::is_unix_socket_dir(&host);
+    if unix
+        && matches!(
+            sslmode,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    {
+        c.issue(
+            &key("sslmode"),
+            format!(
+                "sslmode = \"{}\" cannot be met over the Unix socket in {host}: TLS does not \
+                 run over Unix sockets; set sslmode = \"disable\" (or \"prefer\")",
+                sslmode.as_str()
+            ),
+        );
+    }
     if connect_timeout.is_zero() {
         c.issue(&key("connect_timeout"), "must be longer than 0s");
     }
@@ -285,6 +305,7 @@ fn target(
         return None;
     }
     let tls = match UpstreamTls::new(sslmode, &host, ca.as_deref()) {
+        _ if unix => None,
         Ok(t) => t.map(Arc::new),
         Err(e) => {
             c.issue(&key("sslmode"), e.to_string());

@@ -373,6 +373,10 @@ fn print_instructions(cluster: &Cluster, config: &DemoProxyConfig, config_file: 
     println!();
     println!("  password: {DEMO_PASSWORD}");
     println!();
+    println!("Then watch what it sees, one line per event, in another terminal:");
+    println!();
+    println!("  pgvigil tail --follow {}", config.audit_log.display());
+    println!();
     println!("Audit log:   {}", config.audit_log.display());
     println!("Metrics:     http://{}/metrics", config.metrics);
     println!("Proxy log:   {}", log.display());

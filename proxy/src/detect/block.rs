@@ -52,6 +52,23 @@ impl Blocklist {
         self.map.len()
     }
 
+    /// Lifts the block on `addr`; false when it was not blocked.
+    pub fn unblock(&self, addr: IpAddr) -> bool {
+        self.map.remove(&addr).is_some()
+    }
+
+    /// Every block in force at `now`, soonest to expire first.
+    pub fn list(&self, now: Millis) -> Vec<(IpAddr, Block)> {
+        let mut v: Vec<(IpAddr, Block)> = self
+            .map
+            .iter()
+            .filter(|e| e.value().until > now)
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| a.1.until.cmp(&b.1.until).then(a.0.cmp(&b.0)));
+        v
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -87,6 +104,11 @@ mod tests {
         assert_eq!(b.check(a, 1500).map(|x| x.rule_id), Some("s".to_string()));
         assert_eq!(b.check(a, 2000), None);
         assert!(b.is_empty());
+        b.block(a, 5000, "admin");
+        assert_eq!(b.list(0).len(), 1);
+        assert!(b.unblock(a));
+        assert!(!b.unblock(a));
+        assert!(b.list(0).is_empty());
         assert!(is_loopback("127.0.0.2".parse().unwrap()));
         assert!(is_loopback("::1".parse().unwrap()));
         assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));

@@ -59,12 +59,23 @@ impl SinkSession {
     }
 }
 
+/// Called with each new block (address, rule or `admin`, until): ends the address's
+/// running sessions.
+pub type BlockHook = Box<dyn Fn(IpAddr, &Block) + Send + Sync>;
+
 /// Findings and blocks from audit events.
 pub struct Detector {
     set: RwLock<Arc<RuleSet>>,
     blocks: Blocklist,
     out: UnboundedSender<Finding>,
+    on_block: std::sync::OnceLock<BlockHook>,
+    /// The latest findings, newest last, for the admin console (findings are rare: one
+    /// short lock per finding).
+    recent: std::sync::Mutex<std::collections::VecDeque<Finding>>,
 }
+
+/// How many findings the console can show.
+pub const RECENT_FINDINGS: usize = 1000;
 
 fn timing(rule: &Rule) -> Timing {
     Timing {
@@ -130,7 +141,55 @@ impl Detector {
             set: RwLock::new(Arc::new(RuleSet::build(config, None))),
             blocks: Blocklist::default(),
             out,
+            on_block: std::sync::OnceLock::new(),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Sets what happens to an address's running sessions when it is blocked (once).
+    pub fn set_block_hook(&self, hook: BlockHook) {
+        let _ = self.on_block.set(hook);
+    }
+
+    fn blocked_now(&self, addr: IpAddr, until: Millis, by: &str) {
+        self.blocks.block(addr, until, by);
+        if let Some(hook) = self.on_block.get() {
+            let block = Block {
+                until,
+                rule_id: by.to_string(),
+            };
+            hook(addr, &block);
+        }
+    }
+
+    /// Blocks `addr` until `until` by hand (the admin console's `BLOCK`); `by` names who.
+    pub fn block_manual(&self, addr: IpAddr, until: Millis, by: &str) {
+        self.blocked_now(addr, until, by);
+    }
+
+    /// Lifts the block on `addr`; false when it was not blocked.
+    pub fn unblock(&self, addr: IpAddr) -> bool {
+        self.blocks.unblock(addr)
+    }
+
+    /// The blocks in force now.
+    pub fn blocks(&self) -> Vec<(IpAddr, Block)> {
+        self.blocks.list(now_millis())
+    }
+
+    /// The latest `n` findings, newest first.
+    pub fn recent_findings(&self, n: usize) -> Vec<Finding> {
+        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        r.iter().rev().take(n).cloned().collect()
+    }
+
+    /// The rules in effect.
+    pub fn rules(&self) -> Vec<Arc<Rule>> {
+        self.current()
+            .rules
+            .iter()
+            .map(|c| c.rule.clone())
+            .collect()
     }
 
     /// Installs `config`'s rules (already validated). Blocks and the counts of unchanged
@@ -234,7 +293,7 @@ impl Detector {
             if let Some(d) = rule.block_for {
                 if set.block_loopback || !is_loopback(s.client_addr) {
                     let until = now.saturating_add(d.as_millis() as Millis);
-                    self.blocks.block(s.client_addr, until, &rule.id);
+                    self.blocked_now(s.client_addr, until, &rule.id);
                     blocked_until = Some(rfc3339_at(until));
                     action = "block";
                 }
@@ -288,6 +347,13 @@ impl Detector {
             action,
             "finding"
         );
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if r.len() >= RECENT_FINDINGS {
+                r.pop_front();
+            }
+            r.push_back(finding.clone());
+        }
         if self.out.send(finding).is_err() {
             tracing::error!(rule_id = %rule.id, "the outbox has stopped; finding not stored");
         }

@@ -20,6 +20,7 @@ pub mod listener;
 pub mod login;
 pub mod negotiate;
 pub mod proxy_protocol;
+pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod threads;
@@ -153,6 +154,14 @@ impl FrontendError {
     }
 }
 
+/// Who set a block, in words: `admin:<user>` blocks come from the console.
+fn block_source(rule_id: &str) -> String {
+    match rule_id.strip_prefix("admin:") {
+        Some(user) => format!("administrator {user}"),
+        None => format!("rule {rule_id}"),
+    }
+}
+
 /// What every session shares: the live config, the audit sink, metrics, cancel keys, the
 /// connection budgets, the noise filter's catalog knowledge.
 pub struct Shared {
@@ -164,6 +173,8 @@ pub struct Shared {
     pub admission: admission::Admission,
     /// What each database's catalog says about names the noise filter trusts.
     pub shadows: crate::audit::shadow::Registry,
+    /// The authenticated sessions, for the admin console and for blocks.
+    pub sessions: Arc<registry::Sessions>,
     session_prefix: u32,
     session_seq: AtomicU64,
 }
@@ -177,7 +188,28 @@ impl Shared {
             max_auth_conn: config.file.upstream.max_auth_conn,
             max_auth_per_addr: config.file.upstream.max_auth_per_addr,
         };
+        let sessions = Arc::new(registry::Sessions::default());
+        let weak = Arc::downgrade(&sessions);
+        // A new block ends the address's running sessions, not only its next logins.
+        audit.detector().set_block_hook(Box::new(move |addr, block| {
+            let Some(sessions) = weak.upgrade() else {
+                return;
+            };
+            let until = crate::audit::rfc3339_at(block.until);
+            let reason = registry::KillReason {
+                message: format!(
+                    "terminating connection: address {addr} is blocked by {} until {until}",
+                    block_source(&block.rule_id)
+                ),
+                by: block_source(&block.rule_id),
+            };
+            let n = sessions.kill_addr(addr, &reason);
+            if n > 0 {
+                tracing::warn!(client = %addr, sessions = n, by = %reason.by, "block ends running sessions");
+            }
+        }));
         Shared {
+            sessions,
             admission: admission::Admission::new(limits, metrics.upstream_auth_connections.clone()),
             config: RwLock::new(Arc::new(config)),
             audit,

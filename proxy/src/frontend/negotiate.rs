@@ -53,7 +53,7 @@ pub async fn negotiate(
                 }
                 tokio_rustls::TlsStream::Client(_) => false,
             },
-            MaybeTls::Plain(_) => false,
+            MaybeTls::Plain(_) | MaybeTls::Unix(_) => false,
         };
         if !alpn_ok {
             return Err(FrontendError::NoAlpn);

@@ -5,6 +5,7 @@
 use super::admission::{Refusal, StartupTicket};
 use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
+use super::registry::{Entry, KillReason};
 use super::relay::{self, Activity, Backlog, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
 use super::{proxy_protocol, FrontendError, Shared};
 use crate::audit::{
@@ -15,6 +16,7 @@ use crate::metrics::ConnResult;
 use crate::tls::{peer_common_name, MaybeTls};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -105,6 +107,28 @@ async fn run_inner(
     };
     shared.metrics.connection(ConnResult::Ok);
     let info = Arc::new(info);
+    let registered = shared.sessions.register(info.clone());
+    if info.database.as_deref() == Some(config.file.admin.database.as_str()) {
+        let stop = (force_close, &*registered.entry);
+        // Boxed: only console sessions pay for the console's state.
+        let ended_by = Box::pin(console(&shared, client, logged_in, &info, stop))
+            .instrument(span.clone())
+            .await;
+        let end = SessionEnd {
+            duration_ms: started.elapsed().as_millis() as u64,
+            bytes_in: registered.entry.bytes_in.load(Ordering::Relaxed),
+            bytes_out: registered.entry.bytes_out.load(Ordering::Relaxed),
+            ended_by,
+        };
+        drop(registered);
+        let ts = now_rfc3339();
+        let session = info;
+        shared
+            .audit
+            .emit(AuditEvent::SessionEnd { ts, session, end })
+            .await;
+        return;
+    }
     if let Some(key) = &logged_in.cancel_key {
         key.attach(info.clone());
     }
@@ -131,14 +155,15 @@ async fn run_inner(
     if let Some(shadow) = logged_in.shadow.take() {
         tracker.set_shadow(shadow);
     }
-    let tracker = Mutex::new(tracker);
-    let (bytes_in, bytes_out) = relay_session(
+    let tracker = Arc::new(Mutex::new(tracker));
+    registered.entry.attach(&tracker);
+    let (bytes_in, bytes_out, ended_by) = relay_session(
         &shared,
         &config,
         client,
         logged_in,
         &tracker,
-        force_close,
+        (force_close, &registered.entry),
         &span,
     )
     .await;
@@ -155,6 +180,7 @@ async fn run_inner(
             .emit_statement(e, config.file.audit.on_backpressure)
             .await;
     }
+    drop(registered);
     shared
         .audit
         .emit(AuditEvent::SessionEnd {
@@ -164,10 +190,57 @@ async fn run_inner(
                 duration_ms: started.elapsed().as_millis() as u64,
                 bytes_in,
                 bytes_out,
+                ended_by,
             },
         })
         .await;
     span.in_scope(|| tracing::info!(bytes_in, bytes_out, "session ended"));
+}
+
+/// Serves the admin console to an authenticated administrator: the server connection
+/// that proved the login is closed, then the console answers until the client leaves or
+/// is killed, or the shutdown's drain period is over. Returns who ended it, when someone
+/// did.
+async fn console(
+    shared: &Arc<Shared>,
+    mut client: MaybeTls,
+    logged_in: LoggedIn,
+    info: &Arc<SessionInfo>,
+    stop: (watch::Receiver<bool>, &Entry),
+) -> Option<String> {
+    let (mut force_close, entry) = stop;
+    let LoggedIn {
+        mut server,
+        client_leftover,
+        cancel_key,
+        ..
+    } = logged_in;
+    drop(cancel_key);
+    goodbye(server.write_all(&[b'X', 0, 0, 0, 4])).await;
+    goodbye(server.shutdown()).await;
+    drop(server);
+    tracing::info!("admin console session");
+    let ended = tokio::select! {
+        r = crate::admin::serve(shared, &mut client, client_leftover, info, entry) => r,
+        _ = force_close.wait_for(|&v| v) => Ok(crate::admin::Ended::Shutdown),
+    };
+    let by = match ended {
+        Ok(crate::admin::Ended::Shutdown) => {
+            goodbye(fatal_to_client(&mut client, "57P01", TERMINATED)).await;
+            None
+        }
+        Ok(crate::admin::Ended::Client) => None,
+        Ok(crate::admin::Ended::Killed(reason)) => {
+            goodbye(fatal_to_client(&mut client, "57P01", &reason.message)).await;
+            Some(reason.by)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "admin console session failed");
+            None
+        }
+    };
+    goodbye(client.shutdown()).await;
+    by
 }
 
 /// An established session: the client, the logged-in server, and the session's place in
@@ -225,6 +298,8 @@ async fn establish(
     span.record("db", field::display(&database));
     span.record("tls", info.tls);
     info.service = config.is_service_account(&user);
+    let console = database == config.file.admin.database;
+    let console_refused = console && !config.file.admin.allows(&user);
     info.user = Some(user);
     info.database = Some(database.clone());
     let result = async {
@@ -239,12 +314,33 @@ async fn establish(
         // Access policies and a refusing audit log decide before any authentication.
         crate::enforce::access::at_login(config, &shared.audit, info, &mut startup.params)?;
         check_client_tls(config, &client, info)?;
+        if console_refused {
+            return Err(FrontendError::Refused {
+                sqlstate: "28000",
+                message: format!(
+                    "user \"{}\" may not use the pgvigil admin console",
+                    info.user.as_deref().unwrap_or_default()
+                ),
+                hint: Some("the console's users are listed in [admin] users".into()),
+            });
+        }
         // Taken after the TLS negotiation, so a refused client can read why.
         let place = shared
             .admission
             .session()
             .map_err(FrontendError::Admission)?;
-        let target = config.route(&database);
+        // The console's name does not exist upstream: its users authenticate against
+        // `[admin] auth_database`.
+        let console_target;
+        let target = if console {
+            let auth_db = &config.file.admin.auth_database;
+            let mut t = config.route(auth_db).clone();
+            t.dbname = Some(t.dbname.take().unwrap_or_else(|| auth_db.clone()));
+            console_target = t;
+            &console_target
+        } else {
+            config.route(&database)
+        };
         let req = LoginRequest {
             config,
             shared,
@@ -437,6 +533,7 @@ async fn audit_failure(
 ) {
     if blocked_until.is_none() {
         shared.metrics.auth_failures.increment(1);
+        shared.sessions.auth_failure(&info);
     }
     shared
         .audit
@@ -459,6 +556,8 @@ struct Count<'a> {
     n: u64,
     unreported: u64,
     metric: &'a metrics::Counter,
+    /// The session's own count for the admin console (no other session writes it).
+    live: &'a std::sync::atomic::AtomicU64,
 }
 
 const METRIC_BATCH: u64 = 16 * 1024;
@@ -474,6 +573,8 @@ impl ByteCounter for Count<'_> {
     fn add(&mut self, n: usize) {
         self.n += n as u64;
         self.unreported += n as u64;
+        self.live
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         if self.unreported >= METRIC_BATCH {
             self.flush();
         }
@@ -493,16 +594,20 @@ async fn goodbye<T>(f: impl std::future::Future<Output = T>) {
 }
 
 /// Relays until one side ends, then closes the other the way PostgreSQL clients expect.
-/// Returns bytes from the client and bytes to the client.
+/// Returns bytes from the client and bytes to the client, and who ended the session when
+/// the console or a block did. `stop`: the shutdown's forced close, and the session's
+/// registry entry (its kill handle and live byte counts).
 async fn relay_session(
     shared: &Shared,
     config: &Config,
     client: MaybeTls,
     l: LoggedIn,
     tracker: &Mutex<Tracker>,
-    mut force_close: watch::Receiver<bool>,
+    stop: (watch::Receiver<bool>, &Entry),
     span: &tracing::Span,
-) -> (u64, u64) {
+) -> (u64, u64, Option<String>) {
+    let (mut force_close, entry) = stop;
+    let mut kill = entry.killed();
     let activity = Activity::new_idle();
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(l.server);
@@ -532,16 +637,19 @@ async fn relay_session(
         n: 0,
         unreported: 0,
         metric: &shared.metrics.bytes_in,
+        live: &entry.bytes_in,
     };
     let mut bytes_out = Count {
         n: 0,
         unreported: 0,
         metric: &shared.metrics.bytes_out,
+        live: &entry.bytes_out,
     };
     enum End {
         Client(PumpEnd),
         Server(PumpEnd),
         Shutdown,
+        Killed(KillReason),
     }
     // A session where statements may be refused holds the frames that may be replaced.
     let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
@@ -551,13 +659,33 @@ async fn relay_session(
             e = pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
             e = pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
             _ = force_close.wait_for(|&v| v) => End::Shutdown,
+            r = kill.wait_for(Option::is_some) => match r {
+                Ok(reason) => End::Killed(reason.clone().unwrap_or_else(|| KillReason {
+                    message: TERMINATED.to_string(),
+                    by: "administrator".to_string(),
+                })),
+                // The registry entry outlives the relay: not reached.
+                Err(_) => End::Shutdown,
+            },
         }
     } else {
         tokio::select! {
             e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
             e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
             _ = force_close.wait_for(|&v| v) => End::Shutdown,
+            r = kill.wait_for(Option::is_some) => match r {
+                Ok(reason) => End::Killed(reason.clone().unwrap_or_else(|| KillReason {
+                    message: TERMINATED.to_string(),
+                    by: "administrator".to_string(),
+                })),
+                // The registry entry outlives the relay: not reached.
+                Err(_) => End::Shutdown,
+            },
         }
+    };
+    let ended_by = match &end {
+        End::Killed(r) => Some(r.by.clone()),
+        _ => None,
     };
     bytes_in.flush();
     bytes_out.flush();
@@ -609,14 +737,23 @@ async fn relay_session(
                     .await;
                 }
             }
-            End::Shutdown => {
+            End::Shutdown | End::Killed(_) => {
+                let message = match &end {
+                    End::Killed(r) => {
+                        tracing::warn!(by = %r.by, "session ended from outside");
+                        // pg_terminate_backend stops the statement too: a server busy
+                        // with it would not notice the closed socket until it writes.
+                        if !activity.server_idle() {
+                            if let Some(key) = &l.cancel_key {
+                                shared.cancels.cancel_running(key, &shared.metrics).await;
+                            }
+                        }
+                        r.message.as_str()
+                    }
+                    _ => TERMINATED,
+                };
                 if s_scan.at_boundary() {
-                    goodbye(fatal_to_client(
-                        &mut cw,
-                        "57P01",
-                        "terminating connection due to administrator command",
-                    ))
-                    .await;
+                    goodbye(fatal_to_client(&mut cw, "57P01", message)).await;
                 }
                 if c_scan.at_boundary() {
                     goodbye(sw.write_all(&[b'X', 0, 0, 0, 4])).await;
@@ -628,8 +765,11 @@ async fn relay_session(
     };
     // Boxed: allocated only when the session ends, not carried by every idle session.
     Box::pin(close.instrument(span.clone())).await;
-    (bytes_in.n, bytes_out.n)
+    (bytes_in.n, bytes_out.n, ended_by)
 }
+
+/// PostgreSQL's words for a session ended by an administrator or a shutdown.
+const TERMINATED: &str = "terminating connection due to administrator command";
 
 async fn fatal_to_client<W: AsyncWriteExt + Unpin>(
     w: &mut W,

@@ -1,4 +1,5 @@
-//! A connection that is either plain TCP or TLS over TCP, on either leg.
+//! A connection that is either plain TCP or TLS over TCP, on either leg, or (server leg
+//! only) a Unix socket.
 
 use std::io;
 use std::pin::Pin;
@@ -10,6 +11,8 @@ use tokio::net::TcpStream;
 pub enum MaybeTls {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// An upstream server's Unix socket (`[upstream] host` a directory).
+    Unix(tokio::net::UnixStream),
 }
 
 impl MaybeTls {
@@ -21,7 +24,7 @@ impl MaybeTls {
     /// The peer's certificate chain, when TLS and the peer sent one.
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
         match self {
-            MaybeTls::Plain(_) => None,
+            MaybeTls::Plain(_) | MaybeTls::Unix(_) => None,
             MaybeTls::Tls(tls) => match tls.as_ref() {
                 tokio_rustls::TlsStream::Client(c) => c.get_ref().1.peer_certificates(),
                 tokio_rustls::TlsStream::Server(s) => s.get_ref().1.peer_certificates(),
@@ -38,6 +41,7 @@ impl AsyncRead for MaybeTls {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Unix(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -51,6 +55,7 @@ impl AsyncWrite for MaybeTls {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Unix(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -61,24 +66,28 @@ impl AsyncWrite for MaybeTls {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
         match self {
             MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Unix(s) => s.is_write_vectored(),
             MaybeTls::Tls(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Unix(s) => Pin::new(s).poll_flush(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Unix(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }

@@ -97,6 +97,11 @@ impl FramedReader {
         }
     }
 
+    /// A reader that starts with bytes already read from the stream.
+    pub fn with_leftover(buf: BytesMut) -> FramedReader {
+        FramedReader { buf }
+    }
+
     /// Reads the next message, refusing any larger than `max` bytes in all.
     pub async fn next<S: AsyncRead + Unpin>(
         &mut self,
