@@ -274,6 +274,14 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
             capacity: config.file.audit.queue_capacity,
             format: config.file.audit.format,
             durability: config.file.audit.durability,
+            rotation: config
+                .file
+                .audit
+                .rotate_size
+                .map(|size| pgvigil::audit::Rotation {
+                    size: size.0,
+                    keep: config.file.audit.rotate_keep,
+                }),
         },
         metrics.clone(),
         detector.clone(),

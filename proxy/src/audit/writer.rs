@@ -163,6 +163,8 @@ pub struct WriterOptions<'a> {
     pub capacity: usize,
     pub format: AuditFormat,
     pub durability: Durability,
+    /// Built-in rotation (`[audit] rotate_size`, `rotate_keep`); `None` = off.
+    pub rotation: Option<super::logfile::Rotation>,
 }
 
 impl AuditWriter {
@@ -172,10 +174,12 @@ impl AuditWriter {
         metrics: Arc<Metrics>,
         detector: Arc<Detector>,
     ) -> Result<(AuditSink, AuditWriter), AuditError> {
-        let out = LogFile::open(opts.log).map_err(|source| AuditError::Open {
-            path: opts.log.to_string(),
-            source,
-        })?;
+        let out = LogFile::open(opts.log)
+            .map_err(|source| AuditError::Open {
+                path: opts.log.to_string(),
+                source,
+            })?
+            .with_rotation(opts.rotation);
         let (tx, rx) = mpsc::channel(opts.capacity.max(1));
         let (format, durability) = (opts.format, opts.durability);
         let thread = std::thread::Builder::new()
@@ -324,6 +328,7 @@ fn commit(out: &mut LogFile, batch: &mut Batch, durability: Durability, metrics:
                     sync_or_report(out, metrics);
                 }
                 metrics.audit_written.increment(batch.events);
+                out.rotate_if_due();
             }
             Err(e) => {
                 metrics.audit_write_errors.increment(1);

@@ -8,11 +8,13 @@
 mod alerts;
 mod file;
 pub(crate) mod locate;
+mod size;
 mod validate;
 mod validate_alerts;
 
 pub use alerts::*;
 pub use file::*;
+pub use size::ByteSize;
 
 use crate::sql::Classifier;
 use crate::tls::{ClientTls, UpstreamTls};
