@@ -255,7 +255,8 @@ where
 
 async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
     let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
-    pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
+    let exporter =
+        pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
     let metrics = Arc::new(pgvigil::metrics::Metrics::new());
     let alerting = Arc::new(Alerting::start(&config).map_err(|e| e.to_string())?);
     let (findings_tx, findings_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -293,6 +294,14 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e} (change [listen] addr)"))?;
     tracing::info!(%addr, audit_log = %audit_log, "pgvigil listening");
     let shared = Arc::new(Shared::new(config, sink, metrics));
+    if let Some(exporter) = exporter {
+        let shared = shared.clone();
+        exporter.serve(Arc::new(move || {
+            let c = shared.config();
+            let u = &c.file.upstream;
+            (u.host.clone(), u.port)
+        }));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(signals(shared.clone(), path, stop_tx, alerting.clone()));
     let sweeper = tokio::spawn(async move {

@@ -650,6 +650,10 @@ impl Tracker {
         let class = self.shadow.judge(st.class);
         let noise = class.noise && fate.outcome != Outcome::Error;
         self.metrics.statement(class.class, self.service, noise);
+        let took = fate.started.map(|s| s.elapsed());
+        if let Some(took) = took {
+            self.metrics.statement_duration(class.class, took);
+        }
         let audit = &self.config.file.audit;
         let logged = (audit.log_service_accounts || !self.service) && (audit.log_noise || !noise);
         if !logged && !self.detect_statements {
@@ -662,9 +666,7 @@ impl Tracker {
             }
             other => other,
         };
-        let duration_ms = fate
-            .started
-            .map(|s| (s.elapsed().as_micros() as f64) / 1000.0);
+        let duration_ms = took.map(|t| (t.as_micros() as f64) / 1000.0);
         let event = StatementEvent {
             statement_id: id,
             substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),
