@@ -52,6 +52,15 @@ enum Command {
     },
     /// Start a throwaway PostgreSQL with pgvigil in front of it, and show how to connect.
     Demo,
+    /// Ask a running pgvigil (at the config's `[metrics] listen`) whether it is healthy, or
+    /// with --ready whether its upstream is reachable: exit 0 or 1 (container HEALTHCHECK).
+    Health {
+        #[arg(long, env = "PGVIGIL_CONFIG")]
+        config: PathBuf,
+        /// Ask /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Classify SQL as the audit log would (one JSON line per statement): class, command,
     /// objects, functions, noise, the redacted statement, and which parser path was taken.
     Classify {
@@ -116,6 +125,24 @@ fn check(config: Option<PathBuf>, rules: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `pgvigil health`.
+fn health(config: &std::path::Path, ready: bool) -> ExitCode {
+    let result = pgvigil::config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let addr = c.file.metrics.listen.ok_or("[metrics] listen is not set")?;
+            let path = if ready { "/readyz" } else { "/healthz" };
+            pgvigil::metrics::health::check(addr, path)
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgvigil health: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -189,6 +216,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Classify { sql, redact } => classify(sql, &redact),
+        Command::Health { config, ready } => health(&config, ready),
         Command::Demo => {
             match runtime_then(|| async {
                 pgvigil::demo::run_demo().await.map_err(|e| e.to_string())

@@ -28,6 +28,16 @@ fn http(port: u16, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// `pgvigil health [--ready]` against a proxy's config: whether it exited 0.
+fn health_cmd(proxy: &Proxy, ready: bool) -> bool {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"));
+    cmd.args(["health", "--config"]).arg(&proxy.config_path);
+    if ready {
+        cmd.arg("--ready");
+    }
+    cmd.status().expect("pgvigil health").success()
+}
+
 fn get(port: u16, path: &str) -> String {
     http(
         port,
@@ -45,6 +55,7 @@ fn health_ready_and_latency_histograms_from_real_traffic() {
         ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"),
         "{ready}"
     );
+    assert!(health_cmd(&proxy, false) && health_cmd(&proxy, true));
     let conn = proxy.conninfo("postgres", "x", "postgres", "sslmode=disable");
     let (ok, _, err) = psql(&conn, "select pg_sleep(0.3)");
     assert!(ok, "{err}");
@@ -97,6 +108,8 @@ fn not_ready_while_the_upstream_is_down_but_healthy() {
     assert!(get(m, "/healthz").starts_with("HTTP/1.1 200"));
     let ready = get(m, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(health_cmd(&proxy, false), "alive");
+    assert!(!health_cmd(&proxy, true), "not ready");
     wait_until("pgvigil_upstream_up = 0", Duration::from_secs(15), || {
         proxy.metrics().contains("pgvigil_upstream_up 0")
     });

@@ -197,3 +197,34 @@ async fn write(
     }
     reply.conn.shutdown().await
 }
+
+/// `pgvigil health`: asks a running pgvigil's `/healthz` (or `/readyz`) at `addr` (an
+/// unspecified address means this host) and says whether it answered 200. For container
+/// HEALTHCHECKs on images without a shell or curl.
+pub fn check(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let limit = Duration::from_secs(3);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, limit)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(limit))
+        .and_then(|()| s.set_write_timeout(Some(limit)))
+        .and_then(|()| s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()))
+        .map_err(|e| format!("{addr}{path}: {e}"))?;
+    let mut reply = Vec::new();
+    // Bounded: the status line is all that is needed.
+    let _ = s.take(4096).read_to_end(&mut reply);
+    let status = String::from_utf8_lossy(&reply);
+    let line = status.lines().next().unwrap_or("no reply");
+    if line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{addr}{path}: {line}"))
+    }
+}
