@@ -40,8 +40,8 @@ enum Command {
     },
     /// Write a development CA, a server certificate and a client certificate (PEM).
     Certs {
-        /// Folder to write into (created if missing).
-        #[arg(long)]
+        /// Folder to write into (created if missing); `certs/`, whose keys git ignores.
+        #[arg(long, default_value = "certs")]
         out: PathBuf,
         /// Host names and addresses for the server certificate (default: localhost, 127.0.0.1).
         #[arg(long = "host")]
