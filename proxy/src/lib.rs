@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod backend;
 pub mod certs;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod detect;

@@ -296,6 +296,9 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
             )
         })?;
     let detector = Arc::new(Detector::new(&config, findings_tx));
+    if let Some(cluster) = &config.file.cluster {
+        pgvigil::cluster::start(cluster, &detector).map_err(|e| e.to_string())?;
+    }
     let audit_log = resolve(&path, &config.file.audit.log);
     let (sink, writer) = AuditWriter::start(
         WriterOptions {

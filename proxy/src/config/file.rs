@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub rules: super::Rules,
     #[serde(default)]
     pub alerts: super::Alerts,
+    /// Replicas sharing state through Redis; absent = this process alone.
+    #[serde(default)]
+    pub cluster: Option<super::Cluster>,
 }
 
 /// `[listen]`: the client-facing socket.

@@ -6,6 +6,7 @@
 //! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
 
 mod alerts;
+mod cluster;
 mod file;
 pub(crate) mod locate;
 mod size;
@@ -13,6 +14,7 @@ mod validate;
 mod validate_alerts;
 
 pub use alerts::*;
+pub use cluster::Cluster;
 pub use file::*;
 pub use size::ByteSize;
 
