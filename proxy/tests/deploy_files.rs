@@ -115,7 +115,17 @@ fn promtool_checks_and_tests_the_alert_rules() {
 
 #[test]
 fn dashboard_and_alert_metrics_exist_in_a_live_scrape() {
-    let proxy = Proxy::start(pg(), ProxyOptions::default());
+    // With [cluster] (a Redis that is not there: the link's series exist all the same).
+    let proxy = Proxy::start(
+        pg(),
+        ProxyOptions {
+            extra: format!(
+                "[cluster]\nredis_url = \"redis://127.0.0.1:{}\"\n",
+                common::free_port()
+            ),
+            ..ProxyOptions::default()
+        },
+    );
     // Traffic that makes every lazily registered series appear: a login, statements, a
     // failed login and a finding.
     let conn = proxy.conninfo("postgres", "x", "postgres", "sslmode=disable");
