@@ -413,6 +413,11 @@ async fn signals(
                     if n.alerts.outbox_dir != o.alerts.outbox_dir {
                         tracing::warn!("alerts.outbox_dir changes take effect at restart");
                     }
+                    if n.cluster.as_ref().map(|c| (&c.redis_url, &c.key_prefix))
+                        != o.cluster.as_ref().map(|c| (&c.redis_url, &c.key_prefix))
+                    {
+                        tracing::warn!("[cluster] changes take effect at restart");
+                    }
                     shared.audit.reopen().await;
                     shared.audit.detector().reload(&new);
                     alerting.install(channels);

@@ -121,8 +121,10 @@ pub fn start(cfg: &crate::config::Cluster, detector: &Arc<Detector>) -> Result<(
     let keys = Keys {
         prefix: cfg.key_prefix.clone(),
     };
+    let dropped = metrics::counter!("pgvigil_cluster_dropped_total");
     let state = Arc::new(State {
         up: metrics::gauge!("pgvigil_cluster_redis_up"),
+        dropped: dropped.clone(),
         errors: metrics::counter!("pgvigil_cluster_redis_errors_total"),
         deduplicated: metrics::counter!("pgvigil_cluster_findings_deduplicated_total"),
         timeout: cfg.command_timeout,
@@ -137,11 +139,7 @@ pub fn start(cfg: &crate::config::Cluster, detector: &Arc<Detector>) -> Result<(
         out.clone(),
     ));
     tokio::spawn(reader(client, keys, replica, state, detector.clone()));
-    detector.share_with(Arc::new(Link {
-        tx,
-        out,
-        dropped: metrics::counter!("pgvigil_cluster_dropped_total"),
-    }));
+    detector.share_with(Arc::new(Link { tx, out, dropped }));
     Ok(())
 }
 
@@ -154,8 +152,11 @@ impl Keys {
     fn stream(&self) -> String {
         format!("{}events", self.prefix)
     }
+    fn block_prefix(&self) -> String {
+        format!("{}block:", self.prefix)
+    }
     fn block(&self, addr: IpAddr) -> String {
-        format!("{}block:{addr}", self.prefix)
+        format!("{}{addr}", self.block_prefix())
     }
     fn dedup(&self, rule: &str, key: &str) -> String {
         use sha2::Digest;
@@ -167,6 +168,8 @@ impl Keys {
 
 struct State {
     up: Gauge,
+    /// Hits and blocks dropped: the queue full, or the outage backlog past `PENDING`.
+    dropped: Counter,
     errors: Counter,
     deduplicated: Counter,
     timeout: Duration,
@@ -214,18 +217,35 @@ async fn writer(
     let mut con: Option<MultiplexedConnection> = None;
     let mut pending: VecDeque<Op> = VecDeque::new();
     let mut was_up = true;
+    // While Redis is down: the next connect attempt (at most one per RETRY, whatever the
+    // traffic, so an outage costs no more than one failed connect a second).
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        // While Redis is down, wake up to retry even without new operations.
-        let next = if pending.is_empty() {
-            match rx.recv().await {
+        let next = match retry_at {
+            None => match rx.recv().await {
                 Some(op) => Some(op),
                 None => return,
-            }
-        } else {
-            tokio::time::timeout(RETRY, rx.recv()).await.ok().flatten()
+            },
+            // Down: wake up for the next attempt even without new operations.
+            Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok().flatten(),
         };
         if let Some(op) = next {
-            pending.push_back(op);
+            match (retry_at.is_some(), op) {
+                // A finding never waits for Redis to come back.
+                (true, Op::Finding { finding, .. }) => {
+                    let _ = out.send(*finding);
+                }
+                (_, op) => {
+                    pending.push_back(op);
+                    if pending.len() > PENDING {
+                        pending.pop_front();
+                        state.dropped.increment(1);
+                    }
+                }
+            }
+        }
+        if retry_at.is_some_and(|at| tokio::time::Instant::now() < at) {
+            continue;
         }
         if con.is_none() {
             match connect(&client, &state).await {
@@ -233,21 +253,18 @@ async fn writer(
                 Err(e) => {
                     state.down(&mut was_up, "connect", &e);
                     shed(&mut pending, &out);
-                    tokio::time::sleep(RETRY.min(Duration::from_millis(200))).await;
+                    retry_at = Some(tokio::time::Instant::now() + RETRY);
                     continue;
                 }
             }
         }
         let Some(c) = con.as_mut() else { continue };
         while let Some(op) = pending.pop_front() {
-            match apply(c, op, &keys, &replica, &state, &out).await {
-                Ok(()) => {}
-                Err((op, e)) => {
-                    state.down(&mut was_up, "write", &e);
-                    pending.push_front(op);
-                    con = None;
-                    break;
-                }
+            if let Err((op, e)) = apply(c, op, &keys, &replica, &state, &out).await {
+                state.down(&mut was_up, "write", &e);
+                pending.push_front(op);
+                con = None;
+                break;
             }
         }
         if con.is_some() {
@@ -255,9 +272,11 @@ async fn writer(
                 tracing::info!("Redis reachable again: shared state caught up");
             }
             was_up = true;
+            retry_at = None;
             state.up.set(1.0);
         } else {
             shed(&mut pending, &out);
+            retry_at = Some(tokio::time::Instant::now() + RETRY);
         }
     }
 }
@@ -273,9 +292,6 @@ fn shed(pending: &mut VecDeque<Op>, out: &tokio::sync::mpsc::UnboundedSender<Fin
             }
             other => kept.push_back(other),
         }
-    }
-    while kept.len() > PENDING {
-        kept.pop_front();
     }
     *pending = kept;
 }
@@ -497,12 +513,6 @@ async fn load_blocks(
             return Ok(n);
         }
         cursor = next;
-    }
-}
-
-impl Keys {
-    fn block_prefix(&self) -> String {
-        format!("{}block:", self.prefix)
     }
 }
 
