@@ -561,3 +561,55 @@ fn text(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn xread_replies_parse_and_malformed_parts_are_skipped() {
+        let entry = |id: &str, kv: Vec<Value>| Value::Array(vec![bulk(id), Value::Array(kv)]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("pgvigil:events"),
+            Value::Array(vec![
+                entry(
+                    "1-0",
+                    vec![bulk("k"), bulk("hit"), bulk("rule"), bulk("r1")],
+                ),
+                // Not an entry, an entry without fields, an odd field list, a number id.
+                Value::Int(7),
+                Value::Array(vec![bulk("2-0")]),
+                entry("3-0", vec![bulk("k"), bulk("block"), bulk("dangling")]),
+                Value::Array(vec![Value::Int(4), Value::Array(vec![])]),
+            ]),
+        ])]);
+        let got = entries(reply);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "1-0");
+        assert_eq!(
+            got[0].1,
+            vec![
+                ("k".to_string(), "hit".to_string()),
+                ("rule".to_string(), "r1".to_string())
+            ]
+        );
+        assert_eq!(got[1].1, vec![("k".to_string(), "block".to_string())]);
+        assert!(entries(Value::Nil).is_empty());
+        assert!(entries(Value::Array(vec![Value::Nil, bulk("x")])).is_empty());
+    }
+
+    #[test]
+    fn dedup_keys_name_the_rule_and_hide_the_group() {
+        let k = Keys {
+            prefix: "p:".into(),
+        };
+        let a = k.dedup("failed-logins", "10.0.0.1");
+        assert!(a.starts_with("p:dedup:failed-logins:") && !a.contains("10.0.0.1"));
+        assert_ne!(a, k.dedup("failed-logins", "10.0.0.2"));
+        assert_eq!(k.block("10.0.0.1".parse().unwrap()), "p:block:10.0.0.1");
+    }
+}
