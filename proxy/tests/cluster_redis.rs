@@ -167,3 +167,36 @@ fn redis_down_mid_test_never_refuses_a_login_and_catches_up() {
         a.metrics().contains("pgvigil_cluster_redis_up 1")
     });
 }
+
+#[test]
+fn a_redis_that_accepts_and_never_answers_holds_up_nothing() {
+    // A black hole where Redis should be: connections are accepted and never answered.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = hole.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hole.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let a = replica(port);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (ok, err) = login(&a, "scram_pass");
+        assert!(ok, "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a login waited on Redis"
+        );
+    }
+    // Detection works locally and the finding is delivered without the dedup.
+    fail(&a, 6);
+    assert!(blocked(&a));
+    let f = a.wait_finding("failed-logins", |_| true);
+    assert_eq!(f["action"], "block");
+    wait_until(
+        "the outage is in the metric",
+        Duration::from_secs(15),
+        || a.metrics().contains("pgvigil_cluster_redis_up 0"),
+    );
+}
