@@ -31,6 +31,7 @@ pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod certs;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod detect;

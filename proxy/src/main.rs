@@ -41,8 +41,8 @@ enum Command {
     },
     /// Write a development CA, a server certificate and a client certificate (PEM).
     Certs {
-        /// Folder to write into (created if missing).
-        #[arg(long)]
+        /// Folder to write into (created if missing); `certs/`, whose keys git ignores.
+        #[arg(long, default_value = "certs")]
         out: PathBuf,
         /// Host names and addresses for the server certificate (default: localhost, 127.0.0.1).
         #[arg(long = "host")]
@@ -56,6 +56,15 @@ enum Command {
     },
     /// Start a throwaway PostgreSQL with pgvigil in front of it, and show how to connect.
     Demo,
+    /// Ask a running pgvigil (at the config's `[metrics] listen`) whether it is healthy, or
+    /// with --ready whether its upstream is reachable: exit 0 or 1 (container HEALTHCHECK).
+    Health {
+        #[arg(long, env = "PGVIGIL_CONFIG")]
+        config: PathBuf,
+        /// Ask /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Classify SQL as the audit log would (one JSON line per statement): class, command,
     /// objects, functions, noise, the redacted statement, and which parser path was taken.
     Classify {
@@ -129,6 +138,24 @@ fn check(config: Option<PathBuf>, rules: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `pgvigil health`.
+fn health(config: &std::path::Path, ready: bool) -> ExitCode {
+    let result = pgvigil::config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let addr = c.file.metrics.listen.ok_or("[metrics] listen is not set")?;
+            let path = if ready { "/readyz" } else { "/healthz" };
+            pgvigil::metrics::health::check(addr, path)
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgvigil health: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -232,6 +259,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Health { config, ready } => health(&config, ready),
         Command::Demo => {
             match runtime_then(|| async {
                 pgvigil::demo::run_demo().await.map_err(|e| e.to_string())
@@ -301,7 +329,8 @@ where
 
 async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
     let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
-    pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
+    let exporter =
+        pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
     let metrics = Arc::new(pgvigil::metrics::Metrics::new());
     let alerting = Arc::new(Alerting::start(&config).map_err(|e| e.to_string())?);
     let (findings_tx, findings_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -313,6 +342,9 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
             )
         })?;
     let detector = Arc::new(Detector::new(&config, findings_tx));
+    if let Some(cluster) = &config.file.cluster {
+        pgvigil::cluster::start(cluster, &detector).map_err(|e| e.to_string())?;
+    }
     let audit_log = resolve(&path, &config.file.audit.log);
     let (sink, writer) = AuditWriter::start(
         WriterOptions {
@@ -320,6 +352,14 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
             capacity: config.file.audit.queue_capacity,
             format: config.file.audit.format,
             durability: config.file.audit.durability,
+            rotation: config
+                .file
+                .audit
+                .rotate_size
+                .map(|size| pgvigil::audit::Rotation {
+                    size: size.0,
+                    keep: config.file.audit.rotate_keep,
+                }),
         },
         metrics.clone(),
         detector.clone(),
@@ -331,6 +371,14 @@ async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e} (change [listen] addr)"))?;
     tracing::info!(%addr, audit_log = %audit_log, "pgvigil listening");
     let shared = Arc::new(Shared::new(config, sink, metrics));
+    if let Some(exporter) = exporter {
+        let shared = shared.clone();
+        exporter.serve(Arc::new(move || {
+            let c = shared.config();
+            let u = &c.file.upstream;
+            (u.host.clone(), u.port)
+        }));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(signals(shared.clone(), path, stop_tx, alerting.clone()));
     let sweeper = tokio::spawn(async move {
@@ -415,6 +463,11 @@ async fn signals(
                     }
                     if n.alerts.outbox_dir != o.alerts.outbox_dir {
                         tracing::warn!("alerts.outbox_dir changes take effect at restart");
+                    }
+                    if n.cluster.as_ref().map(|c| (&c.redis_url, &c.key_prefix))
+                        != o.cluster.as_ref().map(|c| (&c.redis_url, &c.key_prefix))
+                    {
+                        tracing::warn!("[cluster] changes take effect at restart");
                     }
                     shared.audit.reopen().await;
                     shared.audit.detector().reload(&new);

@@ -29,6 +29,7 @@ pub use event::{
     now_rfc3339, rfc3339_at, AdminAction, AuditEvent, AuthFailure, CancelEvent, ConnectionRefused,
     SessionEnd, SessionInfo,
 };
+pub use logfile::Rotation;
 pub use pgaudit::write as write_pgaudit;
 pub use statement::{Outcome, StatementEvent, Uncaptured};
 pub use tracker::{ConsoleView, Tracker};

@@ -889,6 +889,10 @@ impl Tracker {
         }
         let noise = class.noise && matches!(fate.outcome, Outcome::Ok | Outcome::Skipped);
         self.metrics.statement(class.class, self.service, noise);
+        let took = fate.started.map(|s| s.elapsed());
+        if let Some(took) = took {
+            self.metrics.statement_duration(class.class, took);
+        }
         let audit = &self.config.file.audit;
         // A refusal is always worth a line.
         let logged = fate.outcome == Outcome::Denied
@@ -903,9 +907,7 @@ impl Tracker {
             }
             other => other,
         };
-        let duration_ms = fate
-            .started
-            .map(|s| (s.elapsed().as_micros() as f64) / 1000.0);
+        let duration_ms = took.map(|t| (t.as_micros() as f64) / 1000.0);
         let event = StatementEvent {
             statement_id: id,
             substatement_id: u32::try_from(sub).unwrap_or(u32::MAX),

@@ -109,7 +109,15 @@ impl Inline {
         if buf.is_empty() {
             return;
         }
-        let result = lock(&self.out).append(&buf);
+        let result = {
+            let mut out = lock(&self.out);
+            let r = out.append(&buf);
+            if r.is_ok() {
+                // Between whole writes, as the writer thread does.
+                out.rotate_if_due();
+            }
+            r
+        };
         self.health.set(result.is_ok());
         match result {
             Ok(()) => {
@@ -261,6 +269,8 @@ pub struct WriterOptions<'a> {
     pub capacity: usize,
     pub format: AuditFormat,
     pub durability: Durability,
+    /// Built-in rotation (`[audit] rotate_size`, `rotate_keep`); `None` = off.
+    pub rotation: Option<super::logfile::Rotation>,
 }
 
 impl AuditWriter {
@@ -270,10 +280,12 @@ impl AuditWriter {
         metrics: Arc<Metrics>,
         detector: Arc<Detector>,
     ) -> Result<(AuditSink, AuditWriter), AuditError> {
-        let out = LogFile::open(opts.log).map_err(|source| AuditError::Open {
-            path: opts.log.to_string(),
-            source,
-        })?;
+        let out = LogFile::open(opts.log)
+            .map_err(|source| AuditError::Open {
+                path: opts.log.to_string(),
+                source,
+            })?
+            .with_rotation(opts.rotation);
         let out = Arc::new(Mutex::new(out));
         let (tx, rx) = mpsc::channel(opts.capacity.max(1));
         let (format, durability) = (opts.format, opts.durability);
@@ -447,6 +459,7 @@ fn commit(
                     sync_or_report(out, metrics);
                 }
                 metrics.audit_written.increment(batch.events);
+                lock(out).rotate_if_due();
             }
             Err(e) => {
                 metrics.audit_write_errors.increment(1);

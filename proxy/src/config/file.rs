@@ -33,6 +33,9 @@ pub struct ConfigFile {
     #[serde(default)]
     pub access: super::Access,
     pub admin: super::Admin,
+    /// Replicas sharing state through Redis; absent = this process alone.
+    #[serde(default)]
+    pub cluster: Option<super::Cluster>,
 }
 
 /// `[listen]`: the client-facing socket.
@@ -229,6 +232,13 @@ pub struct Audit {
     /// Memory for cached classifications.
     #[serde(default = "default_classify_cache_bytes")]
     pub classify_cache_bytes: usize,
+    /// Built-in rotation: once the log reaches this size it is renamed `LOG.1` (older ones
+    /// shift up) and a new file starts. Absent = off (logrotate and SIGUSR1 instead).
+    #[serde(default)]
+    pub rotate_size: Option<super::ByteSize>,
+    /// Rotated files kept (`LOG.1` .. `LOG.N`); the oldest is deleted.
+    #[serde(default = "default_rotate_keep")]
+    pub rotate_keep: usize,
 }
 
 /// `[audit] format`.
@@ -340,6 +350,9 @@ fn default_log_parameter_max_bytes() -> usize {
 fn default_max_parse_bytes() -> usize {
     64 * 1024
 }
+fn default_rotate_keep() -> usize {
+    10
+}
 fn default_classify_cache_bytes() -> usize {
     16 * 1024 * 1024
 }
@@ -407,6 +420,8 @@ impl Default for Audit {
             redact: crate::sql::Redact::default(),
             max_parse_bytes: default_max_parse_bytes(),
             classify_cache_bytes: default_classify_cache_bytes(),
+            rotate_size: None,
+            rotate_keep: default_rotate_keep(),
         }
     }
 }

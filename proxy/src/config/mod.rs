@@ -9,8 +9,10 @@ mod access;
 mod admin;
 mod alerts;
 mod auth;
+mod cluster;
 mod file;
 pub(crate) mod locate;
+mod size;
 mod validate;
 mod validate_auth;
 
@@ -18,7 +20,9 @@ pub use access::*;
 pub use admin::*;
 pub use alerts::*;
 pub use auth::*;
+pub use cluster::Cluster;
 pub use file::*;
+pub use size::ByteSize;
 pub use validate::Checker;
 
 use crate::sql::Classifier;

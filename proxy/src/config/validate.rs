@@ -118,6 +118,23 @@ pub fn validate(file: ConfigFile, text: &str, base: &Path) -> Result<Config, Vec
     if file.audit.max_parse_bytes == 0 {
         c.issue(&["audit", "max_parse_bytes"], "must be at least 1");
     }
+    if let Some(size) = file.audit.rotate_size {
+        if size.0 < 4096 {
+            c.issue(&["audit", "rotate_size"], "must be at least 4KiB");
+        }
+        if file.audit.rotate_keep == 0 {
+            c.issue(
+                &["audit", "rotate_keep"],
+                "must be at least 1 with rotate_size",
+            );
+        }
+        if file.audit.log == "-" {
+            c.issue(
+                &["audit", "rotate_size"],
+                "cannot rotate standard output (log = \"-\")",
+            );
+        }
+    }
     for (i, pattern) in file.audit.service_accounts.iter().enumerate() {
         if pattern.is_empty() || pattern.chars().all(|ch| ch == '*') {
             c.issue(

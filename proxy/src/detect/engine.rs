@@ -4,6 +4,10 @@
 //!
 //! The rule set is swapped whole on reload; counting state of rules whose id and timing
 //! are unchanged carries over, and blocks always do.
+//!
+//! With `[cluster]`, a [`Replicas`] link shares hits, blocks and findings with the other
+//! replicas; their hits and blocks come back through [`Detector::remote_hit`] and
+//! [`Detector::remote_block`]. The link never makes an event wait.
 
 use super::block::{is_loopback, Block, Blocklist};
 use super::finding::Finding;
@@ -72,6 +76,19 @@ pub struct Detector {
     /// The latest findings, newest last, for the admin console (findings are rare: one
     /// short lock per finding).
     recent: std::sync::Mutex<std::collections::VecDeque<Finding>>,
+    replicas: std::sync::OnceLock<Arc<dyn Replicas>>,
+}
+
+/// Where a detector shares its state with other replicas (`[cluster]`). Every method
+/// returns at once (a queue in front of Redis): detection never waits on the network.
+pub trait Replicas: Send + Sync {
+    /// A local hit of `rule_id`'s group `key` at `at`.
+    fn hit(&self, rule_id: &str, key: &str, at: Millis);
+    /// A local block.
+    fn block(&self, addr: IpAddr, until: Millis, rule_id: &str);
+    /// A local finding: the link delivers it to the outbox unless another replica already
+    /// reported the same rule and group within `cooldown`.
+    fn finding(&self, rule_id: &str, key: &str, cooldown: Millis, finding: Finding);
 }
 
 /// How many findings the console can show.
@@ -141,6 +158,7 @@ impl Detector {
             set: RwLock::new(Arc::new(RuleSet::build(config, None))),
             blocks: Blocklist::default(),
             out,
+            replicas: std::sync::OnceLock::new(),
             on_block: std::sync::OnceLock::new(),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
@@ -165,6 +183,9 @@ impl Detector {
     /// Blocks `addr` until `until` by hand (the admin console's `BLOCK`); `by` names who.
     pub fn block_manual(&self, addr: IpAddr, until: Millis, by: &str) {
         self.blocked_now(addr, until, by);
+        if let Some(r) = self.replicas.get() {
+            r.block(addr, until, by);
+        }
     }
 
     /// Lifts the block on `addr`; false when it was not blocked.
@@ -190,6 +211,33 @@ impl Detector {
             .iter()
             .map(|c| c.rule.clone())
             .collect()
+    }
+
+    /// Shares hits, blocks and findings with other replicas from now on (once).
+    pub fn share_with(&self, replicas: Arc<dyn Replicas>) {
+        let _ = self.replicas.set(replicas);
+    }
+
+    /// Another replica's hit: counted like a local one, but a threshold it crosses fires
+    /// there, not here (the replica whose own hit crossed it reports it).
+    pub fn remote_hit(&self, rule_id: &str, key: &str, at: Millis) {
+        let set = self.current();
+        if let Some(c) = set.rules.iter().find(|c| c.rule.id == rule_id) {
+            let _ = c.groups.hit(key, at, c.timing);
+        }
+    }
+
+    /// Another replica's block (or one kept in Redis across a restart).
+    pub fn remote_block(&self, addr: IpAddr, until: Millis, rule_id: &str) {
+        if until > now_millis() {
+            // Ends this replica's sessions from that address too.
+            self.blocked_now(addr, until, rule_id);
+        }
+    }
+
+    /// Where findings go when no replica link takes them.
+    pub fn findings_out(&self) -> UnboundedSender<Finding> {
+        self.out.clone()
     }
 
     /// Installs `config`'s rules (already validated). Blocks and the counts of unchanged
@@ -271,6 +319,10 @@ impl Detector {
 
     fn count(&self, set: &RuleSet, c: &Compiled, view: &View<'_>, now: Millis) {
         let key = group_key(&c.rule.group_by, view);
+        let replicas = self.replicas.get();
+        if let Some(r) = replicas {
+            r.hit(&c.rule.id, &key, now);
+        }
         let Verdict::Fire {
             count,
             first_seen,
@@ -294,6 +346,9 @@ impl Detector {
                 if set.block_loopback || !is_loopback(s.client_addr) {
                     let until = now.saturating_add(d.as_millis() as Millis);
                     self.blocked_now(s.client_addr, until, &rule.id);
+                    if let Some(r) = replicas {
+                        r.block(s.client_addr, until, &rule.id);
+                    }
                     blocked_until = Some(rfc3339_at(until));
                     action = "block";
                 }
@@ -354,7 +409,9 @@ impl Detector {
             }
             r.push_back(finding.clone());
         }
-        if self.out.send(finding).is_err() {
+        if let Some(r) = replicas {
+            r.finding(&rule.id, &key, c.timing.cooldown, finding);
+        } else if self.out.send(finding).is_err() {
             tracing::error!(rule_id = %rule.id, "the outbox has stopped; finding not stored");
         }
     }

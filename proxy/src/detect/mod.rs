@@ -19,6 +19,6 @@ pub mod matcher;
 pub mod rule;
 pub mod window;
 
-pub use engine::Detector;
+pub use engine::{Detector, Replicas};
 pub use finding::{Finding, Severity};
 pub use rule::Rule;

@@ -350,7 +350,12 @@ async fn establish(
             auth_method: &mut info.auth_method,
             upstream_auth_method: &mut info.upstream_auth_method,
         };
-        login(req, &mut client).await.map(|l| (l, place))
+        let auth_started = Instant::now();
+        let result = login(req, &mut client).await;
+        shared
+            .metrics
+            .auth_time(result.is_ok(), auth_started.elapsed());
+        result.map(|l| (l, place))
     }
     .await;
     drop(ticket);

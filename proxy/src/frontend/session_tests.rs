@@ -25,6 +25,7 @@ async fn a_session_future_is_small() {
             capacity: 16,
             format: config.file.audit.format,
             durability: config.file.audit.durability,
+            rotation: None,
         },
         metrics.clone(),
         detector,

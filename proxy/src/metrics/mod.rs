@@ -1,10 +1,16 @@
 //! Prometheus metrics: names in one place, handles registered once (a per-event registry
-//! lookup would sit on the relay's hot path), and the HTTP exporter.
+//! lookup would sit on the relay's hot path), and the HTTP exporter (`health`: `/metrics`,
+//! `/healthz`, `/readyz`).
+
+pub mod health;
 
 use crate::sql::Class;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram};
 use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use health::{Exporter, UpstreamOf};
 
 /// Errors of the metrics layer.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +101,10 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub upstream_connect_seconds: Histogram,
+    /// `pgvigil_auth_seconds{result}`: from the startup message to logged in (or refused).
+    auth_seconds: [Histogram; 2],
+    /// `pgvigil_statement_duration_seconds{class}`, indexed like [`CLASSES`].
+    statement_seconds: Vec<Histogram>,
     cancel: [Counter; 3],
     /// `pgvigil_audit_events_total{result}`: every event emitted is counted once.
     pub audit_written: Counter,
@@ -141,6 +151,18 @@ impl Metrics {
         describe_histogram!(
             "pgvigil_upstream_connect_seconds",
             "Time to connect to PostgreSQL (TCP and TLS)"
+        );
+        describe_histogram!(
+            "pgvigil_auth_seconds",
+            "Time from the startup message to logged in or refused, by result"
+        );
+        describe_histogram!(
+            "pgvigil_statement_duration_seconds",
+            "Statement duration as the proxy sees it (request to the server's completion), by class"
+        );
+        describe_gauge!(
+            "pgvigil_upstream_up",
+            "1 when the default upstream accepted a connection at the last probe, else 0"
         );
         describe_counter!(
             "pgvigil_cancel_requests_total",
@@ -189,6 +211,12 @@ impl Metrics {
         }
         Metrics {
             statements,
+            auth_seconds: ["ok", "failure"]
+                .map(|r| histogram!("pgvigil_auth_seconds", "result" => r)),
+            statement_seconds: CLASSES
+                .iter()
+                .map(|c| histogram!("pgvigil_statement_duration_seconds", "class" => c.as_str()))
+                .collect(),
             parse_fallback: counter!("pgvigil_parse_fallback_total"),
             classify_cache_hits: counter!("pgvigil_classify_cache_hits_total"),
             classify_cache_misses: counter!("pgvigil_classify_cache_misses_total"),
@@ -225,6 +253,19 @@ impl Metrics {
         }
     }
 
+    /// Records a statement's duration (one atomic bucket append: cheap on the hot path).
+    pub fn statement_duration(&self, class: Class, took: Duration) {
+        let c = CLASSES.iter().position(|&k| k == class).unwrap_or(0);
+        if let Some(h) = self.statement_seconds.get(c) {
+            h.record(took.as_secs_f64());
+        }
+    }
+
+    /// Records how long a login took, succeeded or not.
+    pub fn auth_time(&self, ok: bool, took: Duration) {
+        self.auth_seconds[usize::from(!ok)].record(took.as_secs_f64());
+    }
+
     /// Counts a cancel request.
     pub fn cancel(&self, r: CancelResult) {
         self.cancel[r as usize].increment(1);
@@ -237,23 +278,35 @@ impl Default for Metrics {
     }
 }
 
-/// Installs the Prometheus recorder, serving `/metrics` on `addr` when given. Must run
-/// inside the tokio runtime and before [`Metrics::new`].
-pub fn install(addr: Option<SocketAddr>) -> Result<(), MetricsError> {
+/// Buckets for latencies from sub-millisecond to a minute.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 60.0,
+];
+
+/// Installs the Prometheus recorder and binds the metrics listener when `addr` is given
+/// (served once the proxy is up: see [`Exporter::serve`]). Must run before
+/// [`Metrics::new`].
+pub fn install(addr: Option<SocketAddr>) -> Result<Option<Exporter>, MetricsError> {
     let Some(addr) = addr else {
-        return Ok(());
+        return Ok(None);
     };
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full("pgvigil_upstream_connect_seconds".into()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
-        )
-        .and_then(|b| b.install())
-        .map_err(|e| MetricsError::Listen {
-            addr,
-            detail: e.to_string(),
-        })
+    let err = |detail: String| MetricsError::Listen { addr, detail };
+    // Bound first: a taken port is reported before anything is installed.
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| err(e.to_string()))?;
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    for name in [
+        "pgvigil_upstream_connect_seconds",
+        "pgvigil_auth_seconds",
+        "pgvigil_statement_duration_seconds",
+    ] {
+        builder = builder
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(name.into()),
+                &LATENCY_BUCKETS,
+            )
+            .map_err(|e| err(e.to_string()))?;
+    }
+    let handle = builder.install_recorder().map_err(|e| err(e.to_string()))?;
+    Ok(Some(Exporter { listener, handle }))
 }

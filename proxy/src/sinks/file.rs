@@ -1,5 +1,9 @@
 //! The file channel: findings appended to a JSON-lines file (`[alerts.file] path`),
 //! synced before the outbox entry is removed.
+//!
+//! The file is opened for each delivery, so log rotation needs no signal here: after
+//! logrotate moves it, the next finding creates a new file at the path (SIGUSR1 is
+//! harmless). Findings are rare; an open per finding costs nothing that matters.
 
 use super::Delivery;
 use crate::detect::Finding;
