@@ -32,6 +32,7 @@ pub struct ConfigFile {
     pub alerts: super::Alerts,
     #[serde(default)]
     pub access: super::Access,
+    #[serde(default)]
     pub admin: super::Admin,
     /// Replicas sharing state through Redis; absent = this process alone.
     #[serde(default)]
