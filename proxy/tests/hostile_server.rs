@@ -12,14 +12,21 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A server that runs `script` on the first connection it accepts.
+/// A server that runs `script` on the first connection that sends something. Connections
+/// closed without a byte are pgvigil's reachability probe (`pgvigil_upstream_up`, which
+/// PostgreSQL does not log either) and are skipped.
 fn hostile_server(script: impl FnOnce(TcpStream) + Send + 'static) -> (u16, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let handle = std::thread::spawn(move || {
-        if let Ok((s, _)) = listener.accept() {
+        while let Ok((s, _)) = listener.accept() {
             let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+            let mut first = [0u8; 1];
+            if matches!(s.peek(&mut first), Ok(0) | Err(_)) {
+                continue;
+            }
             script(s);
+            return;
         }
     });
     (port, handle)
