@@ -120,7 +120,7 @@ fn dashboard_and_alert_metrics_exist_in_a_live_scrape() {
         pg(),
         ProxyOptions {
             extra: format!(
-                "[cluster]\nredis_url = \"redis://127.0.0.1:{}\"\n",
+                "[cluster]\nredis_url = \"redis://127.0.0.1:{}\"\n[rules]\nenable = [\"deny-alter-system\"]\n",
                 common::free_port()
             ),
             ..ProxyOptions::default()
@@ -135,6 +135,9 @@ fn dashboard_and_alert_metrics_exist_in_a_live_scrape() {
         &proxy.conninfo("scram_user", "wrong", "postgres", "sslmode=disable"),
         "select 1",
     );
+    // And a denied statement.
+    let (ok, _, _) = psql(&conn, "alter system set work_mem = '8MB'");
+    assert!(!ok, "ALTER SYSTEM was not denied");
     proxy.wait_finding("dangerous-function", |_| true);
     let scrape = proxy.metrics();
     let live: BTreeSet<String> = scrape

@@ -136,6 +136,10 @@ impl Metrics {
         describe_gauge!("pgvigil_client_connections", "Client connections open now");
         describe_counter!("pgvigil_connections_total", "Client connections by outcome");
         describe_counter!("pgvigil_auth_failures_total", "Failed authentications");
+        describe_counter!(
+            "pgvigil_statements_denied_total",
+            "Statements refused before reaching the server, by the rule or policy that refused them"
+        );
         describe_gauge!(
             "pgvigil_upstream_auth_connections",
             "Server connections in their authentication phase now"
