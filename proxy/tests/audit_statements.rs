@@ -512,7 +512,7 @@ fn backpressure_drop_counts_and_wait_loses_nothing() {
     let many: String = (0..3000).map(|i| format!("select {i};")).collect();
     for (policy, app) in [("drop", "bp_drop"), ("wait", "bp_wait")] {
         let proxy = start(&format!(
-            "log_noise = true\ndurability = \"queued\"\nqueue_capacity = 1\non_backpressure = \"{policy}\""
+            "log_noise = true\ndurability = \"synced\"\nqueue_capacity = 1\non_backpressure = \"{policy}\""
         ));
         let (ok, _, err) = psql(&conninfo(&proxy, "app_user", "app_pass", app), &many);
         assert!(ok, "{err}");
