@@ -656,13 +656,9 @@ async fn relay_session(
         Shutdown,
         Killed(KillReason),
     }
-    // A session where statements may be refused holds the frames that may be replaced.
-    let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
-    let end = if enforcing {
-        use crate::enforce::relay::pump;
+    // What ends the session from outside: shutdown, or KILL (a console command, a block).
+    let stopped = async {
         tokio::select! {
-            e = pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
-            e = pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
             _ = force_close.wait_for(|&v| v) => End::Shutdown,
             r = kill.wait_for(Option::is_some) => match r {
                 Ok(reason) => End::Killed(reason.clone().unwrap_or_else(|| KillReason {
@@ -673,19 +669,22 @@ async fn relay_session(
                 Err(_) => End::Shutdown,
             },
         }
+    };
+    tokio::pin!(stopped);
+    // A session where statements may be refused holds the frames that may be replaced.
+    let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
+    let end = if enforcing {
+        use crate::enforce::relay::pump;
+        tokio::select! {
+            e = pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
+            e = pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+            e = &mut stopped => e,
+        }
     } else {
         tokio::select! {
             e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
             e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
-            _ = force_close.wait_for(|&v| v) => End::Shutdown,
-            r = kill.wait_for(Option::is_some) => match r {
-                Ok(reason) => End::Killed(reason.clone().unwrap_or_else(|| KillReason {
-                    message: TERMINATED.to_string(),
-                    by: "administrator".to_string(),
-                })),
-                // The registry entry outlives the relay: not reached.
-                Err(_) => End::Shutdown,
-            },
+            e = &mut stopped => e,
         }
     };
     let ended_by = match &end {
