@@ -452,13 +452,16 @@ async fn signals(
                     let old = shared.config();
                     let (n, o) = (&new.file, &old.file);
                     if n.listen.addr != o.listen.addr
+                        || n.listen.threads != o.listen.threads
                         || n.audit.log != o.audit.log
                         || n.audit.format != o.audit.format
+                        || n.audit.durability != o.audit.durability
                         || n.audit.queue_capacity != o.audit.queue_capacity
                     {
                         tracing::warn!(
-                            "listen.addr, audit.log, audit.format and audit.queue_capacity \
-                             changes take effect at restart"
+                            "listen.addr, listen.threads, audit.log, audit.format, \
+                             audit.durability and audit.queue_capacity changes take effect \
+                             at restart"
                         );
                     }
                     if n.alerts.outbox_dir != o.alerts.outbox_dir {
