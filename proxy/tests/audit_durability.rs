@@ -274,3 +274,45 @@ fn sigusr1_reopens_the_log_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     assert_healthy(&mut proxy);
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// An idle pgvigil sleeps, in every durability mode, before and after it has written (the
+/// periodic fsync's wait once spun on a deadline long past: a whole core while idle).
+#[test]
+fn an_idle_proxy_uses_no_cpu() {
+    for durability in ["written", "queued", "synced"] {
+        let proxy = Proxy::start(
+            pg(),
+            ProxyOptions {
+                tls_mode: "disable",
+                audit: format!("durability = \"{durability}\""),
+                ..ProxyOptions::default()
+            },
+        );
+        let (ok, _, err) = psql(
+            &proxy.conninfo("app_user", "app_pass", "app", "sslmode=disable"),
+            "select 1",
+        );
+        assert!(ok, "{err}");
+        // Past the fsync interval, so the writer has synced and has nothing left to do.
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = proxy.pid().expect("running");
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(3));
+        let used = cpu_ticks(pid) - before;
+        // 3 s are 300 ticks; a spinning thread takes most of them.
+        assert!(
+            used < 30,
+            "{durability}: {used} ticks of CPU in 3 idle seconds"
+        );
+    }
+}

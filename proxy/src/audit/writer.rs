@@ -377,9 +377,17 @@ fn run(
         dirty |= inline_dirty
             .as_ref()
             .is_some_and(|d| d.swap(false, Ordering::Relaxed));
-        // Wait for the next item, but wake up to honour the fsync interval.
+        // Wait for the next item, but wake up to honour the fsync interval. With nothing
+        // to sync yet (sessions may write meanwhile), look again an interval from now:
+        // the last sync's deadline is long past on an idle proxy, and waiting for it would
+        // spin.
         let first = if let (true, Some(rt)) = (dirty || inline_dirty.is_some(), &rt) {
-            match recv_until(rt, &mut rx, last_sync + FSYNC_EVERY) {
+            let deadline = if dirty {
+                last_sync + FSYNC_EVERY
+            } else {
+                Instant::now() + FSYNC_EVERY
+            };
+            match recv_until(rt, &mut rx, deadline) {
                 Recv::Item(i) => Some(i),
                 Recv::Timeout => None,
                 Recv::Closed => break,
