@@ -86,10 +86,10 @@ fn scram_options() -> ProxyOptions {
     }
 }
 
-/// The proxy shared by the tests that only log in.
-fn proxy() -> &'static Proxy {
-    static P: OnceLock<Proxy> = OnceLock::new();
-    P.get_or_init(|| Proxy::start(pg(), scram_options()))
+/// A scram-mode proxy of the test's own. Not a shared static: nothing drops a static, so
+/// its pgvigil would outlive the test binary.
+fn proxy() -> Proxy {
+    Proxy::start(pg(), scram_options())
 }
 
 const UPSTREAM_SSL: &str =
@@ -104,7 +104,7 @@ fn start_event(proxy: &Proxy, app: &str) -> serde_json::Value {
 
 #[test]
 fn psql_with_channel_binding_required_gets_plus_on_both_legs() {
-    let p = proxy();
+    let p = &proxy();
     let ci = p.conninfo(
         "scram_user",
         "scram_pass",
@@ -125,7 +125,7 @@ fn psql_with_channel_binding_required_gets_plus_on_both_legs() {
 
 #[test]
 fn plaintext_client_gets_scram_without_plus_and_cannot_require_binding() {
-    let p = proxy();
+    let p = &proxy();
     let ci = p.conninfo(
         "app_user",
         "app_pass",
@@ -152,7 +152,7 @@ fn plaintext_client_gets_scram_without_plus_and_cannot_require_binding() {
 
 #[test]
 fn psycopg_on_libpq_18_with_its_strictest_settings() {
-    let p = proxy();
+    let p = &proxy();
     let script = r#"
 import sys, psycopg
 print(psycopg.pq.version())
@@ -229,7 +229,7 @@ async fn tokio_postgres_with_channel_binding_required() {
     tokio::spawn(conn);
     let row = client.query_one(UPSTREAM_SSL, &[]).await.expect("query");
     assert_eq!(row.get::<_, String>(0), "scram_user,true");
-    let e = tokio::task::spawn_blocking(move || start_event(proxy(), "tokio_cb"))
+    let e = tokio::task::spawn_blocking(move || start_event(&p, "tokio_cb"))
         .await
         .expect("event");
     assert_eq!(e["auth_method"], "scram-sha-256-plus", "{e}");
@@ -237,7 +237,7 @@ async fn tokio_postgres_with_channel_binding_required() {
 
 #[test]
 fn md5_verifier_logs_in_with_md5_on_both_legs() {
-    let p = proxy();
+    let p = &proxy();
     let ci = p.conninfo(
         "md5_user",
         "md5_pass",
@@ -311,7 +311,7 @@ fn wrong_password_and_unknown_user_look_the_same() {
 
 #[test]
 fn a_stale_verifier_is_explained() {
-    let p = proxy();
+    let p = &proxy();
     let ci = p.conninfo(
         "drift_user",
         "drift_pass",
@@ -445,7 +445,7 @@ fn jdbc_logs_in_through_scram_mode() {
     };
     let classes = tempfile::tempdir().expect("temp dir");
     java::compile(&javac, &jar, classes.path(), "Login.java");
-    let p = proxy();
+    let p = &proxy();
     let classpath = format!("{}:{}", jar.display(), classes.path().display());
     // pgjdbc sets application_name after connecting: its sessions are told apart by user
     // and TLS flag, counting those before each run.
@@ -528,7 +528,8 @@ print((time.perf_counter() - t) / n * 1000)
             ..ProxyOptions::default()
         },
     );
-    for (name, p) in [("password", &password), ("scram", proxy())] {
+    let scram = proxy();
+    for (name, p) in [("password", &password), ("scram", &scram)] {
         let ci = p.conninfo("scram_user", "scram_pass", "postgres", "sslmode=require");
         let out = Command::new("python3")
             .args(["-c", script, &ci])
