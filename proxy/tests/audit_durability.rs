@@ -117,31 +117,6 @@ fn kill_9_under_writes_loses_no_acknowledged_statement() {
     assert_whole_lines(&proxy.audit_path);
 }
 
-/// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
-        SmallDisk { dir }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_never_tears_a_line_and_the_counters_tell() {
     let disk = SmallDisk::mount("256k");

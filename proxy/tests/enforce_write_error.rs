@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_postgres::NoTls;
@@ -40,44 +39,6 @@ fn whole_lines(path: &Path) -> usize {
                 .unwrap_or_else(|e| panic!("line {} is not an event ({e}): {line:?}", i + 1));
         })
         .count()
-}
-
-/// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
-        SmallDisk { dir }
-    }
-
-    /// Fills the disk to the last byte.
-    fn fill(&self) {
-        let _ = Command::new("dd")
-            .args(["if=/dev/zero", "bs=1k", "count=100000"])
-            .arg(format!("of={}", self.dir.path().join("filler").display()))
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.dir.path().join("filler")).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
 }
 
 fn start(disk: &SmallDisk, mode: &str) -> Proxy {

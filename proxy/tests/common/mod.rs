@@ -700,3 +700,41 @@ pub fn metric_at_least(proxy: &Proxy, name: &str, n: f64) {
         proxy.metric(name) >= n
     });
 }
+
+/// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
+pub struct SmallDisk {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+        SmallDisk { dir }
+    }
+
+    /// Fills the disk to the last byte.
+    pub fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=1k", "count=100000"])
+            .arg(format!("of={}", self.dir.path().join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    pub fn free(&self) {
+        std::fs::remove_file(self.dir.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
