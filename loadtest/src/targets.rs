@@ -358,6 +358,6 @@ mod tests {
             write_dev_certs(&dir.path().join("certs"), &cert_hosts(), APP_USER).expect("certs");
         assert!(certs.server_cert.is_file());
         let path = dir.path().join("pgvigil.toml");
-        pgvigil::config::load_str(&text, &path).expect("config is valid");
+        pgvigil::snapshot::load_str(&text, &path).expect("config is valid");
     }
 }

@@ -70,7 +70,7 @@ fn statement(user: &str, service: bool) -> AuditEvent {
 }
 
 fn bench(c: &mut Criterion) {
-    let config = pgvigil::config::load_str(
+    let config = pgvigil::snapshot::load_str(
         "[listen.tls]\nmode = \"disable\"\n",
         Path::new("bench.toml"),
     )
@@ -115,7 +115,7 @@ fn bench(c: &mut Criterion) {
 
 fn enforcement(c: &mut Criterion) {
     use pgvigil::enforce::{SessionPolicy, WriteHealth};
-    let config = pgvigil::config::load_str(
+    let config = pgvigil::snapshot::load_str(
         "[listen.tls]\nmode = \"disable\"\n[rules]\nenable = [\"deny-unbounded-write\", \
          \"deny-human-drop\", \"deny-copy-program\", \"deny-server-files\", \
          \"deny-alter-system\", \"deny-large-objects\"]\n\

@@ -40,6 +40,7 @@ pub mod frontend;
 pub mod matching;
 pub mod metrics;
 pub mod sinks;
+pub mod snapshot;
 pub mod sql;
 pub mod tail;
 pub mod tls;

@@ -89,7 +89,7 @@ enum Command {
 fn check(config: Option<PathBuf>, rules: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     if let Some(config) = config {
-        match pgvigil::config::load(&config) {
+        match pgvigil::snapshot::load(&config) {
             Ok(c) => println!(
                 "{}: OK ({} detection rules: {})",
                 config.display(),
@@ -143,7 +143,7 @@ fn check(config: Option<PathBuf>, rules: &[PathBuf]) -> ExitCode {
 
 /// `pgvigil health`.
 fn health(config: &std::path::Path, ready: bool) -> ExitCode {
-    let result = pgvigil::config::load(config)
+    let result = pgvigil::snapshot::load(config)
         .map_err(|e| e.to_string())
         .and_then(|c| {
             let addr = c.file.metrics.listen.ok_or("[metrics] listen is not set")?;
@@ -328,7 +328,7 @@ where
 }
 
 async fn run(path: PathBuf) -> Result<(AuditWriter, OutboxWriter), String> {
-    let config = pgvigil::config::load(&path).map_err(|e| e.to_string())?;
+    let config = pgvigil::snapshot::load(&path).map_err(|e| e.to_string())?;
     let exporter =
         pgvigil::metrics::install(config.file.metrics.listen).map_err(|e| e.to_string())?;
     let metrics = Arc::new(pgvigil::metrics::Metrics::new());
@@ -442,7 +442,7 @@ async fn signals(
             _ = quit.recv() => break,
             _ = usr1.recv() => shared.audit.reopen().await,
             _ = usr2.recv() => tracing::info!("SIGUSR2 ignored (SIGHUP reloads, SIGUSR1 reopens the audit log)"),
-            _ = hup.recv() => match pgvigil::config::load(&path).map_err(|e| e.to_string()).and_then(|new| {
+            _ = hup.recv() => match pgvigil::snapshot::load(&path).map_err(|e| e.to_string()).and_then(|new| {
                 // Everything that can fail is built before anything is swapped.
                 Alerting::prepare(&new)
                     .map(|channels| (new, channels))

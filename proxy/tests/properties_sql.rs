@@ -6,8 +6,8 @@
 //! on arbitrary text or frame sequences. Pure functions only: no PostgreSQL involved.
 
 use pgvigil::audit::{write_pgaudit, SessionInfo, Tracker};
-use pgvigil::config::load_str;
 use pgvigil::metrics::Metrics;
+use pgvigil::snapshot::load_str;
 use pgvigil::sql::lex::{redact_with, split_with};
 use pgvigil::sql::{Classifier, ClassifierOptions, Redact};
 use proptest::prelude::*;

@@ -88,7 +88,7 @@ fn tls_over_a_socket_is_refused_by_the_check() {
         let text = format!(
             "[listen.tls]\nmode = \"disable\"\n[upstream]\nhost = \"/var/run/postgresql\"\nport = 5432\nsslmode = \"{mode}\"\nca_file = \"/nonexistent/ca.crt\"\n"
         );
-        let err = pgvigil::config::load_str(&text, Path::new("/tmp/pgvigil.toml"))
+        let err = pgvigil::snapshot::load_str(&text, Path::new("/tmp/pgvigil.toml"))
             .expect_err("TLS cannot run over a Unix socket")
             .to_string();
         assert!(err.contains("TLS does not run over Unix sockets"), "{err}");
@@ -97,7 +97,7 @@ fn tls_over_a_socket_is_refused_by_the_check() {
         let text = format!(
             "[listen.tls]\nmode = \"disable\"\n[upstream]\nhost = \"/var/run/postgresql\"\nport = 5432\nsslmode = \"{mode}\"\n"
         );
-        let config = pgvigil::config::load_str(&text, Path::new("/tmp/pgvigil.toml"))
+        let config = pgvigil::snapshot::load_str(&text, Path::new("/tmp/pgvigil.toml"))
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
         let target = config.route("app");
         assert!(target.tls.is_none(), "{mode}: no TLS over a socket");

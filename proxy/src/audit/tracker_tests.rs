@@ -1,7 +1,7 @@
 //! Unit tests of `tracker.rs`: message sequences in, statement events out.
 
 use super::*;
-use crate::config::load_str;
+use crate::snapshot::load_str;
 use std::path::Path;
 
 fn tracker(audit: &str) -> Tracker {

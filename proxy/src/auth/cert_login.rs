@@ -7,8 +7,9 @@
 //! `[auth.upstream_cert]` CA; the server (`hostssl ... cert`) lets it in without a password.
 //! A server that asks for one anyway is explained, never answered.
 
+use crate::backend::UpstreamTarget;
 use crate::backend::{BackendError, ServerConn, UpstreamSecret};
-use crate::config::{ClientTlsMode, UpstreamTarget};
+use crate::config::ClientTlsMode;
 use crate::frontend::admission::AuthTicket;
 use crate::frontend::login::{authenticate_upstream, LoginRequest};
 use crate::frontend::FrontendError;

@@ -9,7 +9,7 @@
 
 use super::userlist::StoredSecret;
 use super::AuthError;
-use crate::config::UpstreamTarget;
+use crate::backend::UpstreamTarget;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cert_login`]: `certificate` mode login, client certificate then minted upstream one.
 //! - [`cert_map`]: certificate subjects to user names (`certificate` mode, verify-ca).
+//! - [`check`]: `[auth]` checked and loaded (auth file, lookups, cert map, upstream CA).
 //! - [`client_login`]: `[auth] mode = "scram"` login, client leg then upstream leg.
 //! - [`lookup`]: `auth_query` lookups of verifiers upstream, with their cache.
 //! - [`md5`]: md5 verifiers from an auth file.
@@ -15,6 +16,7 @@
 
 pub mod cert_login;
 pub mod cert_map;
+pub mod check;
 pub mod client_login;
 pub mod lookup;
 pub mod md5;

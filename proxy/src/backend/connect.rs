@@ -1,7 +1,8 @@
 //! Opening a connection to PostgreSQL with libpq's `sslmode` behaviour.
 
 use super::BackendError;
-use crate::config::{SslMode, UpstreamTarget};
+use super::UpstreamTarget;
+use crate::config::SslMode;
 use crate::tls::MaybeTls;
 use crate::wire::messages::ssl_request;
 use crate::wire::FramedReader;

@@ -6,12 +6,14 @@
 mod auth;
 pub mod catalog;
 mod connect;
+pub mod target;
 
 pub use auth::{
     begin, complete, scram_server_final, scram_server_first, AuthOutcome, Begin, UpstreamAuth,
     UpstreamSecret,
 };
 pub use connect::{connect, is_unix_socket_dir, ServerConn};
+pub use target::UpstreamTarget;
 
 use crate::wire::WireError;
 

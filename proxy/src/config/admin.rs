@@ -33,7 +33,7 @@ impl Admin {
 }
 
 /// The console's settings' problems, as (key, message): checked with the rest of the file.
-pub(super) fn check(c: &mut super::validate::Checker<'_>, file: &super::ConfigFile) {
+pub(super) fn check(c: &mut super::Checker<'_>, file: &super::ConfigFile) {
     let a = &file.admin;
     if a.database.is_empty() || a.database.contains('\0') {
         c.issue(&["admin", "database"], "must be a non-empty database name");
@@ -61,28 +61,51 @@ pub(super) fn check(c: &mut super::validate::Checker<'_>, file: &super::ConfigFi
 
 #[cfg(test)]
 mod tests {
-    use super::super::load_str;
+    use super::super::{check, parse, Checker, ConfigError, ConfigFile, ConfigIssue};
     use std::path::Path;
+
+    /// Config's own parse and checks (the console is config's to check).
+    fn load(text: &str) -> Result<ConfigFile, Vec<ConfigIssue>> {
+        let file = parse(text, Path::new("/tmp/x.toml")).map_err(|e| match e {
+            ConfigError::Invalid { issues, .. } => issues,
+            other => panic!("{other}"),
+        })?;
+        let mut c = Checker::new(text, Path::new("/tmp"));
+        check(&mut c, &file);
+        if c.issues.is_empty() {
+            Ok(file)
+        } else {
+            Err(c.issues)
+        }
+    }
 
     #[test]
     fn console_settings_are_checked() {
         let base = "[listen.tls]\nmode = \"disable\"\n";
-        let ok = load_str(
-            &format!("{base}[admin]\nusers = [\"dba\"]\n"),
-            Path::new("/tmp/x.toml"),
-        )
-        .expect("valid");
-        assert!(ok.file.admin.allows("dba") && !ok.file.admin.allows("DBA"));
-        assert_eq!(ok.file.admin.database, "pgvigil");
-        for bad in [
-            "[admin]\ndatabase = \"\"\n",
-            "[admin]\nauth_database = \"\"\n",
-            "[admin]\nusers = [\"\"]\n",
-            "[admin]\nsurprise = 1\n",
-            "[databases.pgvigil]\nhost = \"h\"\n",
+        let ok = load(&format!("{base}[admin]\nusers = [\"dba\"]\n")).expect("valid");
+        assert!(ok.admin.allows("dba") && !ok.admin.allows("DBA"));
+        assert_eq!(ok.admin.database, "pgvigil");
+        for (bad, key, line) in [
+            ("[admin]\ndatabase = \"\"\n", "admin.database", Some(4)),
+            (
+                "[admin]\nauth_database = \"\"\n",
+                "admin.auth_database",
+                Some(4),
+            ),
+            ("[admin]\nusers = [\"\"]\n", "admin.users", Some(4)),
+            ("[admin]\nsurprise = 1\n", "", Some(4)),
+            // The console's name shadows a route: the key is absent, so no line.
+            (
+                "[databases.pgvigil]\nhost = \"h\"\n",
+                "admin.database",
+                None,
+            ),
         ] {
-            assert!(
-                load_str(&format!("{base}{bad}"), Path::new("/tmp/x.toml")).is_err(),
+            let issues = load(&format!("{base}{bad}")).expect_err(bad);
+            assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+            assert_eq!(
+                (issues[0].key.as_str(), issues[0].line),
+                (key, line),
                 "{bad}"
             );
         }

@@ -57,7 +57,7 @@ pub struct FileAlerts {
     #[serde(default = "default_findings_path")]
     pub path: PathBuf,
     #[serde(default)]
-    pub min_severity: crate::detect::Severity,
+    pub min_severity: super::Severity,
 }
 
 /// A secret given inline or read from a file (`{ file = "/run/secrets/x" }`).
@@ -126,7 +126,7 @@ pub struct PostgresAlerts {
     #[serde(default)]
     pub tls: PostgresTls,
     #[serde(default)]
-    pub min_severity: crate::detect::Severity,
+    pub min_severity: super::Severity,
     #[serde(default = "default_connect_timeout")]
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -172,7 +172,7 @@ pub struct Webhook {
     #[serde(default)]
     pub api_key: Option<Secret>,
     #[serde(default)]
-    pub min_severity: crate::detect::Severity,
+    pub min_severity: super::Severity,
     /// At most one request per this interval (Slack allows about one a second; the
     /// default is 1s for `slack`, none otherwise).
     #[serde(default, with = "humantime_serde")]
@@ -295,7 +295,7 @@ impl Default for FileAlerts {
     fn default() -> Self {
         FileAlerts {
             path: default_findings_path(),
-            min_severity: crate::detect::Severity::default(),
+            min_severity: super::Severity::default(),
         }
     }
 }

@@ -1,35 +1,35 @@
-//! Configuration: reading the TOML file, validating it, and the resolved snapshot that
-//! sessions use.
+//! Configuration, described: the shapes of the TOML file with their defaults
+//! ([`ConfigFile`]), [`parse`] with line numbers, the checks config owns ([`check`]), and
+//! the [`Checker`] collector every owner checks its part with.
 //!
-//! Loading is all-or-nothing: every problem found is reported with the line it is on, and
-//! nothing is used until the whole file is valid (the TLS material included). Sessions hold
-//! an `Arc<Config>` snapshot, so a later reload never changes a session mid-flight.
+//! Config only describes. What a setting means is decided by the module that owns it
+//! (detect, sinks, enforce, auth, tls, backend), which also checks and builds it; the
+//! validated snapshot sessions use is assembled above all of them, in `snapshot`. So config
+//! names nothing of the crate but the leaves `matching` and `sql` (`tests/layout.rs`
+//! keeps that promise).
 
 mod access;
 mod admin;
 mod alerts;
 mod auth;
+mod check;
 mod cluster;
 mod file;
 pub(crate) mod locate;
+mod severity;
 mod size;
-mod validate;
-mod validate_auth;
 
 pub use access::*;
 pub use admin::*;
 pub use alerts::*;
 pub use auth::*;
+pub use check::{check, Checker};
 pub use cluster::Cluster;
 pub use file::*;
+pub use severity::Severity;
 pub use size::ByteSize;
-pub use validate::Checker;
 
-use crate::sql::Classifier;
-use crate::tls::{ClientTls, UpstreamTls};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone)]
@@ -81,67 +81,10 @@ fn render(issues: &[ConfigIssue]) -> String {
         .join("\n")
 }
 
-/// Where one database's sessions go, with everything resolved.
-#[derive(Debug, Clone)]
-pub struct UpstreamTarget {
-    pub host: String,
-    pub port: u16,
-    pub sslmode: SslMode,
-    pub connect_timeout: Duration,
-    /// Database name to send upstream; `None` keeps the client's.
-    pub dbname: Option<String>,
-    /// rustls client settings for this target (absent with sslmode=disable).
-    pub tls: Option<Arc<UpstreamTls>>,
-}
-
-/// A validated configuration, ready for use.
-#[derive(Debug)]
-pub struct Config {
-    pub file: ConfigFile,
-    /// The path the config was read from (relative paths inside resolve against its folder).
-    pub path: PathBuf,
-    /// Client-side TLS (absent with mode=disable).
-    pub client_tls: Option<Arc<ClientTls>>,
-    pub default_upstream: UpstreamTarget,
-    /// `[databases.NAME]` routes.
-    pub routes: std::collections::HashMap<String, UpstreamTarget>,
-    /// The statement classifier built from `[audit]` (its cache lives as long as this
-    /// snapshot).
-    pub classifier: Arc<Classifier>,
-    /// The detection rules (`[rules]`), validated.
-    pub rules: Vec<Arc<crate::detect::Rule>>,
-    /// What `[auth]` loaded: auth file, auth_query lookups, cert map, upstream CA.
-    pub auth: crate::auth::AuthSetup,
-}
-
-impl Config {
-    /// Whether `user` is a service account (`[audit] service_accounts`).
-    pub fn is_service_account(&self, user: &str) -> bool {
-        self.file
-            .audit
-            .service_accounts
-            .iter()
-            .any(|p| glob_match(p, user))
-    }
-
-    /// The upstream for a client's requested database name.
-    pub fn route(&self, database: &str) -> &UpstreamTarget {
-        self.routes.get(database).unwrap_or(&self.default_upstream)
-    }
-}
-
-/// Reads, parses and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_str(&text, path)
-}
-
-/// Parses and validates config text; `path` names it in errors and anchors relative paths.
-pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+/// Parses config text into its described shape; `path` names it in errors. A syntax
+/// error, an unknown key or a value of the wrong type is one issue with its line.
+pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
         issues: vec![ConfigIssue {
             file: None,
@@ -149,20 +92,5 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
             key: String::new(),
             message: e.message().trim().to_string(),
         }],
-    })?;
-    let base = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    validate::validate(file, text, &base)
-        .map_err(|issues| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            issues,
-        })
-        .map(|mut c| {
-            c.path = path.to_path_buf();
-            c
-        })
+    })
 }
-
-pub use crate::matching::glob_match;

@@ -457,7 +457,7 @@ mod tests {
             metrics: "127.0.0.1:9930".parse().unwrap(),
         };
         let path = dir.path().join("pgvigil.toml");
-        if let Err(e) = crate::config::load_str(&config.to_toml(), &path) {
+        if let Err(e) = crate::snapshot::load_str(&config.to_toml(), &path) {
             panic!(
                 "the demo config is rejected by the proxy: {e}\n{}",
                 config.to_toml()

@@ -15,7 +15,7 @@ use super::matcher::{matches, View};
 use super::rule::{Action, GroupBy, Rule};
 use super::window::{Groups, Millis, Timing, Verdict};
 use crate::audit::{rfc3339_at, AuditEvent};
-use crate::config::Config;
+use crate::snapshot::Config;
 use crate::sql::names;
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -2,31 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How bad a finding is. Ordered: `info < low < medium < high < critical`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
+/// How bad a finding is: a described value, defined with the configuration (alerts
+/// filter on it) and re-exported here.
+pub use crate::config::Severity;
 
 /// One finding. Serialised as one JSON object; the outbox stores exactly this, so a
 /// retried delivery sends the same `id` and `dedup_key`.

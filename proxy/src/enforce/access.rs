@@ -43,7 +43,7 @@ pub fn refusal(access: &Access, user: &str, database: &str, addr: IpAddr) -> Opt
 /// audited as an `auth_failure` with the reason), and a read-only policy's startup
 /// parameters for the server.
 pub fn at_login(
-    config: &crate::config::Config,
+    config: &crate::snapshot::Config,
     audit: &crate::audit::AuditSink,
     info: &crate::audit::SessionInfo,
     params: &mut Vec<(bytes::Bytes, bytes::Bytes)>,

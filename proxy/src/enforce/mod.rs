@@ -22,9 +22,10 @@ pub mod relay;
 pub mod substitute;
 
 use crate::audit::SessionInfo;
-use crate::config::{Config, OnWriteError};
+use crate::config::OnWriteError;
 use crate::detect::matcher::{class_matches, session_matches};
 use crate::detect::rule::{Action, Rule};
+use crate::snapshot::Config;
 use crate::sql::Statement;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

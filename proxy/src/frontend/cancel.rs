@@ -13,7 +13,7 @@
 
 use crate::audit::{now_rfc3339, AuditEvent, CancelEvent, SessionInfo};
 use crate::backend;
-use crate::config::UpstreamTarget;
+use crate::backend::UpstreamTarget;
 use crate::metrics::{CancelResult, Metrics};
 use crate::tls::MaybeTls;
 use crate::wire::messages::cancel_request;

@@ -27,8 +27,8 @@ pub mod threads;
 
 use crate::audit::AuditSink;
 use crate::backend::BackendError;
-use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::snapshot::Config;
 use crate::wire::messages::{error_response, Severity};
 use crate::wire::WireError;
 use bytes::Bytes;

@@ -11,8 +11,9 @@ use super::{proxy_protocol, FrontendError, Shared};
 use crate::audit::{
     now_rfc3339, AuditEvent, AuthFailure, ConnectionRefused, SessionEnd, SessionInfo, Tracker,
 };
-use crate::config::{ClientTlsMode, Config};
+use crate::config::ClientTlsMode;
 use crate::metrics::ConnResult;
+use crate::snapshot::Config;
 use crate::tls::{peer_common_name, MaybeTls};
 use crate::wire::messages::{error_response, Severity};
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 #[tokio::test]
 async fn a_session_future_is_small() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::config::load_str(
+    let config = crate::snapshot::load_str(
         "[listen.tls]\nmode = \"disable\"\n",
         &dir.path().join("pgvigil.toml"),
     )

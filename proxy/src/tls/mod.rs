@@ -1,6 +1,7 @@
 //! TLS for both legs: the proxy's own server identity towards clients, the libpq-style
 //! verification modes towards PostgreSQL, and a stream type that is either plain or TLS.
 
+pub mod check;
 mod client_side;
 mod stream;
 mod upstream_side;

@@ -1,23 +1,21 @@
-//! Checks of `[auth]`: the auth file must exist and hold only verifiers (a cleartext
-//! password is refused: pgvigil must not hold passwords), `scram` mode needs a source of
-//! verifiers, `certificate` mode verified client certificates, a user map for verify-ca,
-//! upstream TLS and its CA.
+//! Authentication checks what it owns in the configuration (`[auth]`) and loads it: the
+//! auth file must exist and hold only verifiers (a cleartext password is refused: pgvigil
+//! must not hold passwords), `scram` mode needs a source of verifiers, `certificate` mode
+//! verified client certificates, a user map for verify-ca, upstream TLS and its CA. Called
+//! while the snapshot is assembled, that is by `pgvigil check`, startup and every reload.
 
-use super::validate::Checker;
-use super::{AuthMode, ClientTlsMode, ConfigFile, SslMode, UpstreamTarget};
-use crate::auth::cert_map::CertMap;
-use crate::auth::lookup::AuthQuery;
-use crate::auth::mint::UpstreamCa;
-use crate::auth::userlist::UserList;
-use crate::auth::AuthSetup;
+use super::cert_map::CertMap;
+use super::lookup::AuthQuery;
+use super::mint::UpstreamCa;
+use super::userlist::UserList;
+use super::AuthSetup;
+use crate::backend::UpstreamTarget;
+use crate::config::{AuthMode, Checker, ClientTlsMode, ConfigFile, SslMode};
 use std::sync::Arc;
 
-/// Validates `[auth]` and loads what it names.
-pub(super) fn auth(
-    c: &mut Checker<'_>,
-    file: &ConfigFile,
-    target: Option<&UpstreamTarget>,
-) -> AuthSetup {
+/// Validates `[auth]` and loads what it names; `target` is the default upstream (the
+/// `auth_query` lookups connect there), absent when it has problems of its own.
+pub fn setup(c: &mut Checker<'_>, file: &ConfigFile, target: Option<&UpstreamTarget>) -> AuthSetup {
     AuthSetup {
         users: users(c, file),
         lookup: lookup(c, file, target),
