@@ -1,7 +1,11 @@
 //! pgvigil: a PostgreSQL wire-protocol audit proxy.
 //!
 //! # Layout
-//! - [`config`]: the TOML configuration, its validation, and reload snapshots.
+//! - [`config`]: the TOML configuration, described: its shapes, defaults, line numbers and
+//!   the checks of values config owns. It imports only `matching` and `sql`.
+//! - [`snapshot`]: the validated configuration sessions use (one per load or reload):
+//!   config's checks, then each owner's (`detect`, `sinks`, `enforce`, `auth`, `tls`,
+//!   `backend`), then everything built.
 //! - [`wire`]: PostgreSQL message framing (hostile-input code) and the messages the proxy
 //!   writes itself.
 //! - [`tls`]: rustls configuration for both legs and the stream type that is either plain

@@ -2,6 +2,7 @@
 //! authenticating upstream with the client's password, and reading the server's startup
 //! messages up to the first ReadyForQuery; [`catalog`] is pgvigil's own catalog query on
 //! a fresh session, for the noise filter.
+//! [`target`] resolves `[upstream]` and `[databases]` into where sessions go.
 
 mod auth;
 pub mod catalog;

@@ -1,5 +1,5 @@
 //! The `[rules]` and `[alerts.*]` tables: where detection rules come from and where
-//! findings go. Shapes and defaults only; checks live in `validate_alerts.rs`.
+//! findings go. Shapes and defaults only; `detect::check` and `sinks::check` check them.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Detection checks what it owns in the configuration: the rule set `[rules]` describes,
-//! each problem with its rule file and line. Called by config validation, that is by
-//! `pgvigil check`, startup and every reload.
+//! each problem with its rule file and line. Called while the snapshot is assembled, that
+//! is by `pgvigil check`, startup and every reload.
 
 use super::Rule;
 use crate::config::{Checker, ConfigFile, ConfigIssue};

@@ -265,8 +265,8 @@ impl SessionPolicy {
     }
 }
 
-/// Enforcement checks what it owns in the configuration (`[access]`); called by config
-/// validation, that is by `pgvigil check`, startup and every reload.
+/// Enforcement checks what it owns in the configuration (`[access]`); called while the
+/// snapshot is assembled, that is by `pgvigil check`, startup and every reload.
 pub fn check(c: &mut crate::config::Checker<'_>, file: &crate::config::ConfigFile) {
     for (key, message) in access::check(&file.access) {
         let path: Vec<&str> = key.split('.').collect();

@@ -1,7 +1,7 @@
 //! Sinks check what they own in the configuration (`[alerts.*]`): channel names,
 //! PostgreSQL identifiers, secrets and webhook settings; each sink is built once, so a
-//! config that validates has sinks that can be built. Called by config validation, that is
-//! by `pgvigil check`, startup and every reload.
+//! config that validates has sinks that can be built. Called while the snapshot is
+//! assembled, that is by `pgvigil check`, startup and every reload.
 
 use crate::config::{Checker, ConfigFile, WebhookKind};
 
