@@ -9,9 +9,16 @@ use std::net::IpAddr;
 /// Glob match with `*` (any run of characters) and `?` (one character); everything else is
 /// literal. Iterative with one backtrack point, so linear-ish and never recursive.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    // Fast paths for the common shapes (rules match every statement event against their
-    // patterns): a literal, and a literal followed by one `*`.
-    match pattern.find(['*', '?']) {
+    // Rules test every statement event against their patterns, and most patterns start
+    // with a literal character: a different first byte settles it before any scan (the
+    // first characters must be equal, so must their first bytes).
+    if let Some(&first) = pattern.as_bytes().first() {
+        if first != b'*' && first != b'?' && name.as_bytes().first() != Some(&first) {
+            return false;
+        }
+    }
+    // Fast paths for the common shapes: a literal, and a literal followed by one `*`.
+    match pattern.bytes().position(|b| b == b'*' || b == b'?') {
         None => return pattern == name,
         Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
             return name.starts_with(&pattern[..i]);

@@ -7,23 +7,63 @@ use std::sync::Arc;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 
-/// RFC 3339, UTC, microseconds.
-const TS_FORMAT: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+/// RFC 3339, UTC, to the second (the fraction is written by hand).
+const TS_SECONDS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+
+thread_local! {
+    /// The second last formatted and its text: every event is stamped, and formatting the
+    /// whole timestamp each time was a measurable part of an event's cost.
+    static SECOND: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+/// `secs` since the epoch plus `micros`, as `2026-11-23T11:00:00.123456Z`.
+fn format_at(secs: i64, micros: u32) -> String {
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = time::OffsetDateTime::from_unix_timestamp(secs)
+                .ok()
+                .and_then(|t| t.format(TS_SECONDS).ok());
+            let Some(text) = text else {
+                return String::new();
+            };
+            *cached = (secs, text);
+        }
+        let mut out = String::with_capacity(cached.1.len() + 8);
+        out.push_str(&cached.1);
+        out.push('.');
+        let micros = micros.min(999_999);
+        let mut digits = [b'0'; 6];
+        let mut rest = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend(digits.iter().map(|&d| char::from(d)));
+        out.push('Z');
+        out
+    })
+}
 
 /// A time in milliseconds since the Unix epoch, as the audit log writes times.
 pub fn rfc3339_at(millis: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(TS_FORMAT).ok())
-        .unwrap_or_default()
+    let Ok(secs) = i64::try_from(millis / 1000) else {
+        return String::new();
+    };
+    format_at(secs, (millis % 1000) as u32 * 1000)
 }
 
 /// The current time as the audit log writes it.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(TS_FORMAT)
-        .unwrap_or_default()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    match i64::try_from(now.as_secs()) {
+        Ok(secs) => format_at(secs, now.subsec_micros()),
+        Err(_) => String::new(),
+    }
 }
 
 /// Who and where: the fields every event of a session carries.
@@ -315,6 +355,36 @@ impl AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_match_the_time_crate() {
+        let full: &[FormatItem<'static>] = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        // Epoch, leap days, year ends, and the same second twice (the cached path).
+        for step in [
+            0i64,
+            1,
+            59,
+            86_399,
+            951_782_400,
+            1_709_164_799,
+            4_102_444_799,
+        ] {
+            for micros in [0u32, 1, 999_999, 123_456, 7] {
+                let want = time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(step) * 1_000_000_000 + i128::from(micros) * 1000,
+                )
+                .unwrap()
+                .format(full)
+                .unwrap();
+                assert_eq!(format_at(step, micros), want);
+            }
+        }
+        assert_eq!(rfc3339_at(1_709_164_799_123), "2024-02-28T23:59:59.123000Z");
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-11-23T11:00:00.123456Z".len(), "{now}");
+    }
 
     #[test]
     fn json_shape() {
