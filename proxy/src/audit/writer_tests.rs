@@ -25,6 +25,24 @@ fn start(path: &std::path::Path) -> (AuditSink, AuditWriter) {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A writer with `durability = "written"` on a file in a new folder, and its inline path.
+fn fixture() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    AuditSink,
+    AuditWriter,
+    Arc<Inline>,
+) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("audit.jsonl");
+    let (sink, writer) = start(&path);
+    let inline = sink
+        .inline
+        .clone()
+        .unwrap_or_else(|| panic!("written is inline"));
+    (dir, path, sink, writer, inline)
+}
+
 fn event(id: &str) -> AuditEvent {
     AuditEvent::SessionStart {
         ts: String::new(),
@@ -45,13 +63,7 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_group_is_written_once_by_whoever_commits_first() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("audit.jsonl");
-    let (sink, writer) = start(&path);
-    let inline = sink
-        .inline
-        .clone()
-        .unwrap_or_else(|| panic!("written is inline"));
+    let (_dir, path, sink, writer, inline) = fixture();
     let metrics = Metrics::new();
     let a = inline.append([event("a")], &metrics);
     let b = inline.append([event("b")], &metrics);
@@ -82,13 +94,7 @@ fn a_group_is_written_once_by_whoever_commits_first() {
 
 #[test]
 fn lines_of_a_session_gone_before_its_commit_are_written_at_shutdown() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("audit.jsonl");
-    let (sink, writer) = start(&path);
-    let inline = sink
-        .inline
-        .clone()
-        .unwrap_or_else(|| panic!("written is inline"));
+    let (_dir, path, sink, writer, inline) = fixture();
     let metrics = Metrics::new();
     // Appended, and the session ended before committing (its client saw no result).
     assert!(inline.append([event("gone")], &metrics).is_some());
