@@ -15,6 +15,7 @@
 //! session's audit events.
 
 pub mod admission;
+pub(crate) mod buffers;
 pub mod cancel;
 pub mod listener;
 pub mod login;

@@ -274,20 +274,24 @@ impl Pace for Events<'_> {
 }
 
 /// Reads what `from` has into `buf` (empty on entry), with room for `size` bytes. While the
-/// socket has nothing, the buffer is given back: an idle session holds no read buffer.
+/// socket has nothing, the buffer is given back (to the thread's spares, `buffers`): an
+/// idle session holds no read buffer.
 pub(crate) async fn read_some<R: AsyncRead + Unpin>(
     from: &mut R,
     buf: &mut BytesMut,
     size: usize,
 ) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| {
+        if buf.capacity() == 0 {
+            *buf = super::buffers::take(size);
+        }
         if buf.capacity() < size {
             buf.reserve(size);
         }
         match tokio_util::io::poll_read_buf(Pin::new(&mut *from), cx, buf) {
             Poll::Pending => {
                 if buf.is_empty() {
-                    *buf = BytesMut::new();
+                    super::buffers::give_back(std::mem::take(buf));
                 }
                 Poll::Pending
             }
