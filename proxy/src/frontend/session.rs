@@ -615,8 +615,9 @@ async fn relay_session(
     let (mut force_close, entry) = stop;
     let mut kill = entry.killed();
     let activity = Activity::new_idle();
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut sr, mut sw) = tokio::io::split(l.server);
+    let (mut client, mut server) = (client, l.server);
+    let (mut cr, mut cw) = client.halves();
+    let (mut sr, mut sw) = server.halves();
     let mut c_scan = relay::scanner();
     let mut s_scan = relay::scanner();
     let mut c_obs = ClientSide {

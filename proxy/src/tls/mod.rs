@@ -3,10 +3,12 @@
 
 pub mod check;
 mod client_side;
+mod halves;
 mod stream;
 mod upstream_side;
 
 pub use client_side::{peer_common_name, ClientTls, ALPN_POSTGRESQL};
+pub use halves::{ReadHalf, WriteHalf};
 pub use stream::MaybeTls;
 pub use upstream_side::{tls_server_end_point, UpstreamTls};
 
