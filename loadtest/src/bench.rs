@@ -137,6 +137,9 @@ pub struct RunRecord {
     /// CPU time (user + system, all threads) the proxy process used during the run,
     /// divided by the transactions pgbench counted, in microseconds.
     pub proxy_cpu_us_per_tx: Option<f64>,
+    /// Times the proxy's threads were preempted (nonvoluntary context switches) during the
+    /// run, per transaction: on a CPU-bound machine each one is a switch the proxy pays for.
+    pub proxy_preempted_per_tx: Option<f64>,
 }
 
 /// Runs pgbench and psql against the targets.
@@ -360,6 +363,7 @@ pub fn run_matrix(
                             endpoint.kind.name()
                         );
                         let cpu_before = endpoint.pid.and_then(cpu_secs);
+                        let preempted_before = endpoint.pid.and_then(preemptions);
                         let outcome = bench.run(
                             *endpoint,
                             *security,
@@ -378,6 +382,17 @@ pub fn run_matrix(
                                 .map(|n| (a - b) * 1e6 / n as f64),
                             _ => None,
                         };
+                        let preempted = match (
+                            preempted_before,
+                            endpoint.pid.and_then(preemptions),
+                            &outcome,
+                        ) {
+                            (Some(b), Some(a), Ok(s)) => s
+                                .transactions
+                                .filter(|n| *n > 0)
+                                .map(|n| a.saturating_sub(b) as f64 / n as f64),
+                            _ => None,
+                        };
                         let (stats, error) = match outcome {
                             Ok(s) => (Some(s), None),
                             Err(e) => (None, Some(e)),
@@ -391,6 +406,7 @@ pub fn run_matrix(
                             stats,
                             error,
                             proxy_cpu_us_per_tx: cpu,
+                            proxy_preempted_per_tx: preempted,
                         });
                     }
                 }
@@ -414,9 +430,36 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     (ticks > 0).then(|| (utime + stime) / ticks as f64)
 }
 
+/// Nonvoluntary context switches of all of a process's threads so far, from
+/// /proc/PID/task/*/status (threads that ended meanwhile are not counted).
+pub fn preemptions(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let n = status
+            .lines()
+            .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        total = total.saturating_add(n);
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preemptions_of_this_process_are_readable() {
+        let n = preemptions(std::process::id());
+        assert!(
+            n.is_some(),
+            "/proc/self/task/*/status has nonvoluntary_ctxt_switches"
+        );
+        assert_eq!(preemptions(u32::MAX), None, "no such process");
+    }
 
     const PG15_REPORT: &str = "pgbench (15.14 (Debian 15.14-0+deb12u1))\n\
 transaction type: <builtin: select only>\n\

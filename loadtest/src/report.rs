@@ -36,6 +36,8 @@ pub struct SummaryRow {
     pub added_latency_us: Option<f64>,
     /// Median CPU time of the proxy process per transaction (µs).
     pub proxy_cpu_us_per_tx: Option<f64>,
+    /// Median preemptions of the proxy's threads per transaction.
+    pub proxy_preempted_per_tx: Option<f64>,
 }
 
 /// Median of the values (mean of the middle two for an even count); `None` when empty.
@@ -85,6 +87,11 @@ pub fn summarize(records: &[RunRecord]) -> Vec<SummaryRow> {
                 proxy_cpu_us_per_tx: median(
                     runs.iter().filter_map(|r| r.proxy_cpu_us_per_tx).collect(),
                 ),
+                proxy_preempted_per_tx: median(
+                    runs.iter()
+                        .filter_map(|r| r.proxy_preempted_per_tx)
+                        .collect(),
+                ),
                 tps_ratio: None,
                 added_latency_us: None,
             }
@@ -118,10 +125,11 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// The result table as text. "CPU µs/tx" is the proxy process's own CPU time per
-/// transaction (user + system, all threads).
+/// transaction (user + system, all threads); "preempt/tx" how often its threads were
+/// preempted per transaction.
 pub fn table(rows: &[SummaryRow]) -> String {
     let mut out = format!(
-        "{:<6} {:>7} {:<8} {:<9} {:>10} {:>9} {:>9} {:>9} {:>10}  {}\n",
+        "{:<6} {:>7} {:<8} {:<9} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}  {}\n",
         "config",
         "clients",
         "protocol",
@@ -131,9 +139,10 @@ pub fn table(rows: &[SummaryRow]) -> String {
         "vs direct",
         "added µs",
         "CPU µs/tx",
+        "preempt/tx",
         "runs"
     );
-    out.push_str(&format!("{}\n", "-".repeat(93)));
+    out.push_str(&format!("{}\n", "-".repeat(104)));
     let mut previous = None;
     for r in rows {
         let cell = (r.security, r.clients, r.protocol);
@@ -156,7 +165,7 @@ pub fn table(rows: &[SummaryRow]) -> String {
             format!("{} ok", r.runs_ok)
         };
         out.push_str(&format!(
-            "{:<6} {:>7} {:<8} {:<9} {:>10} {:>9} {:>9} {:>9} {:>10}  {}\n",
+            "{:<6} {:>7} {:<8} {:<9} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}  {}\n",
             r.security.name(),
             r.clients,
             r.protocol.name(),
@@ -166,6 +175,7 @@ pub fn table(rows: &[SummaryRow]) -> String {
             ratio,
             added,
             opt(r.proxy_cpu_us_per_tx, 1),
+            opt(r.proxy_preempted_per_tx, 2),
             runs
         ));
     }
@@ -325,6 +335,7 @@ mod tests {
             }),
             error: None,
             proxy_cpu_us_per_tx: None,
+            proxy_preempted_per_tx: None,
         }
     }
 
