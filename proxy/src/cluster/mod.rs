@@ -327,22 +327,7 @@ async fn send(
     let t = state.timeout;
     match op {
         Op::Hit { rule, key, at } => {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(keys.stream())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_LEN)
-                .arg("*")
-                .arg("r")
-                .arg(replica)
-                .arg("k")
-                .arg("hit")
-                .arg("rule")
-                .arg(rule)
-                .arg("key")
-                .arg(key)
-                .arg("at")
-                .arg(*at);
+            let cmd = announce(keys, replica, "hit", rule, key, *at);
             query::<Value>(con, &cmd, t).await.map(|_| false)
         }
         Op::Block { addr, until, rule } => {
@@ -352,22 +337,7 @@ async fn send(
                 .arg("PXAT")
                 .arg(*until);
             query::<Value>(con, &set, t).await?;
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(keys.stream())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_LEN)
-                .arg("*")
-                .arg("r")
-                .arg(replica)
-                .arg("k")
-                .arg("block")
-                .arg("rule")
-                .arg(rule)
-                .arg("key")
-                .arg(addr.to_string())
-                .arg("at")
-                .arg(*until);
+            let cmd = announce(keys, replica, "block", rule, &addr.to_string(), *until);
             query::<Value>(con, &cmd, t).await.map(|_| false)
         }
         Op::Finding {
@@ -391,6 +361,28 @@ async fn send(
             Ok(true)
         }
     }
+}
+
+/// The stream entry that tells the other replicas of a hit or a block (`kind`), capped
+/// at about [`STREAM_LEN`] entries.
+fn announce(keys: &Keys, replica: &str, kind: &str, rule: &str, key: &str, at: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys.stream())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(STREAM_LEN)
+        .arg("*")
+        .arg("r")
+        .arg(replica)
+        .arg("k")
+        .arg(kind)
+        .arg("rule")
+        .arg(rule)
+        .arg("key")
+        .arg(key)
+        .arg("at")
+        .arg(at);
+    cmd
 }
 
 /// Reads the other replicas' hits and blocks (and, on start, the blocks Redis holds).
