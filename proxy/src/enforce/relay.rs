@@ -6,7 +6,9 @@
 //! Only sessions with something to refuse use this pump; the others forward their bytes
 //! with no holding at all.
 
-use crate::frontend::relay::{read_some, ByteCounter, Pace, PumpEnd, MAX_BUF, MIN_BUF};
+use crate::frontend::relay::{
+    read_done, read_size, read_some, ByteCounter, Pace, PumpEnd, MIN_BUF,
+};
 use crate::wire::frame::body_len;
 use crate::wire::{FrameObserver, FrameScanner, WireError};
 use bytes::{Buf, BytesMut};
@@ -119,18 +121,10 @@ where
     loop {
         if buf.is_empty() || need > 0 {
             pace.before_read().await;
-            if need > 0 {
-                buf.reserve(need);
-            }
-            let want = size.max(buf.len().saturating_add(need));
-            match read_some(from, &mut buf, want).await {
-                Ok(0) => return PumpEnd::Eof,
-                Ok(n) => {
-                    if n >= size && size < MAX_BUF {
-                        size *= 2;
-                    }
-                }
-                Err(e) => return PumpEnd::ReadError(WireError::Io(e)),
+            let want = read_size(&buf, size, need);
+            let read = read_some(from, &mut buf, want).await;
+            if let Err(end) = read_done(read, &mut size) {
+                return end;
             }
         }
         let p = match pass(

@@ -301,6 +301,28 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin>(
     .await
 }
 
+/// How much a pump reads next: room for `need` bytes past what `buf` holds, and at least
+/// `size`.
+pub(crate) fn read_size(buf: &BytesMut, size: usize, need: usize) -> usize {
+    size.max(buf.len().saturating_add(need))
+}
+
+/// What a pump's read came to: `Err` says how the direction ended. The read size doubles,
+/// up to [`MAX_BUF`], while reads fill it. (Not an async helper around the read: its own
+/// state would be carried by every session's future.)
+pub(crate) fn read_done(read: std::io::Result<usize>, size: &mut usize) -> Result<(), PumpEnd> {
+    match read {
+        Ok(0) => Err(PumpEnd::Eof),
+        Ok(n) => {
+            if n >= *size && *size < MAX_BUF {
+                *size *= 2;
+            }
+            Ok(())
+        }
+        Err(e) => Err(PumpEnd::ReadError(WireError::Io(e))),
+    }
+}
+
 /// Forwards `from` to `to` until either fails or `from` ends, starting with `buf`'s content
 /// (bytes buffered during authentication). `scanner` is left where the stream stopped, so
 /// the caller knows whether it may append a message of its own at a frame boundary.
@@ -324,14 +346,9 @@ where
     loop {
         if buf.is_empty() {
             pace.before_read().await;
-            match read_some(from, &mut buf, size).await {
-                Ok(0) => return PumpEnd::Eof,
-                Ok(n) => {
-                    if n >= size && size < MAX_BUF {
-                        size *= 2;
-                    }
-                }
-                Err(e) => return PumpEnd::ReadError(WireError::Io(e)),
+            let read = read_some(from, &mut buf, size).await;
+            if let Err(end) = read_done(read, &mut size) {
+                return end;
             }
         }
         if let Err(e) = scanner.scan(&buf, observer) {
