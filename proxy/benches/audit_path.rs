@@ -81,6 +81,23 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The JSON line alone, for one statement event of that transaction.
+    let query = b"SELECT abalance FROM pgbench_accounts WHERE aid = 42;\0";
+    client(&mut tracker, b'Q', query);
+    server(&mut tracker, b'T', &row_description);
+    server(&mut tracker, b'D', &data_row);
+    server(&mut tracker, b'C', b"SELECT 1\0");
+    server(&mut tracker, b'Z', b"I");
+    let events = tracker.take_events();
+    c.bench_function("statement event: JSON line", |b| {
+        b.iter(|| {
+            for event in &events {
+                line.clear();
+                event.write_json(&mut line).unwrap();
+                black_box(&line);
+            }
+        })
+    });
     while rx.try_recv().is_ok() {}
 }
 

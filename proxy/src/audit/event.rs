@@ -210,20 +210,6 @@ pub enum AuditEvent {
     },
 }
 
-#[derive(Serialize)]
-struct Line<'a, T: Serialize> {
-    ts: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    session: &'a SessionInfo,
-    #[serde(flatten)]
-    extra: &'a T,
-}
-
-#[derive(Serialize)]
-struct Nothing {}
-
 impl AuditEvent {
     /// The event's `type` field.
     pub fn kind(&self) -> &'static str {
@@ -264,91 +250,81 @@ impl AuditEvent {
         }
     }
 
-    /// Appends the event as one JSON line (with the newline).
+    /// Appends the event as one JSON line (with the newline): `ts`, `type`, the session's
+    /// fields, then the event's own. On an error nothing is appended.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        match self {
-            AuditEvent::SessionStart { ts, session } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "session_start",
-                    session,
-                    extra: &Nothing {},
-                },
-            ),
-            AuditEvent::AuthFailure {
-                ts,
-                session,
-                failure,
-            } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "auth_failure",
-                    session,
-                    extra: failure,
-                },
-            ),
-            AuditEvent::SessionEnd { ts, session, end } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "session_end",
-                    session,
-                    extra: end,
-                },
-            ),
-            AuditEvent::Statement {
-                ts,
-                session,
-                statement,
-            } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "statement",
-                    session,
-                    extra: &statement.fields(),
-                },
-            ),
-            AuditEvent::Cancel {
-                ts,
-                session,
-                cancel,
-            } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "cancel",
-                    session,
-                    extra: cancel,
-                },
-            ),
-            AuditEvent::ConnectionRefused {
-                ts,
-                session,
-                refusal,
-            } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "connection_refused",
-                    session,
-                    extra: refusal,
-                },
-            ),
-            AuditEvent::Admin { ts, session, admin } => serde_json::to_writer(
-                &mut *out,
-                &Line {
-                    ts,
-                    kind: "admin",
-                    session,
-                    extra: admin,
-                },
-            ),
-        }?;
+        let start = out.len();
+        out.extend_from_slice(b"{\"ts\":");
+        super::json::string(out, self.ts());
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(self.kind().as_bytes());
+        out.extend_from_slice(b"\",");
+        self.session().write_json_fields(out);
+        // The event's own fields, written by serde as an object whose opening brace then
+        // becomes the comma after the session's fields.
+        let own = out.len();
+        let written = match self {
+            AuditEvent::SessionStart { .. } => {
+                out.extend_from_slice(b"{}");
+                Ok(())
+            }
+            AuditEvent::AuthFailure { failure, .. } => serde_json::to_writer(&mut *out, failure),
+            AuditEvent::SessionEnd { end, .. } => serde_json::to_writer(&mut *out, end),
+            AuditEvent::Statement { statement, .. } => {
+                // By hand: serde_json escapes every key and enum name through its string
+                // path, the largest part of a statement line's cost.
+                out.push(b'{');
+                statement.write_json_fields(out);
+                out.push(b'}');
+                Ok(())
+            }
+            AuditEvent::Cancel { cancel, .. } => serde_json::to_writer(&mut *out, cancel),
+            AuditEvent::ConnectionRefused { refusal, .. } => {
+                serde_json::to_writer(&mut *out, refusal)
+            }
+            AuditEvent::Admin { admin, .. } => serde_json::to_writer(&mut *out, admin),
+        };
+        if let Err(e) = written {
+            out.truncate(start);
+            return Err(e);
+        }
+        if out.len() == own.saturating_add(2) {
+            // `{}`: no fields of its own.
+            out.truncate(own);
+            out.push(b'}');
+        } else if let Some(brace) = out.get_mut(own) {
+            *brace = b',';
+        }
         out.push(b'\n');
         Ok(())
+    }
+}
+
+impl SessionInfo {
+    /// Appends the session's fields, in their declared order, without braces.
+    fn write_json_fields(&self, out: &mut Vec<u8>) {
+        use super::json;
+        out.extend_from_slice(b"\"session_id\":");
+        json::string(out, &self.session_id);
+        out.extend_from_slice(b",\"user\":");
+        json::opt_string(out, self.user.as_deref());
+        out.extend_from_slice(b",\"database\":");
+        json::opt_string(out, self.database.as_deref());
+        out.extend_from_slice(b",\"client_addr\":");
+        json::ip(out, self.client_addr);
+        out.extend_from_slice(b",\"client_port\":");
+        json::u64(out, u64::from(self.client_port));
+        out.extend_from_slice(b",\"application_name\":");
+        json::opt_string(out, self.application_name.as_deref());
+        out.extend_from_slice(if self.tls {
+            b",\"tls\":true"
+        } else {
+            b",\"tls\":false"
+        });
+        out.extend_from_slice(b",\"auth_method\":");
+        json::opt_string(out, self.auth_method.as_deref());
+        out.extend_from_slice(b",\"upstream_auth_method\":");
+        json::opt_string(out, self.upstream_auth_method.as_deref());
     }
 }
 
@@ -384,6 +360,192 @@ mod tests {
         assert_eq!(rfc3339_at(1_709_164_799_123), "2024-02-28T23:59:59.123000Z");
         let now = now_rfc3339();
         assert_eq!(now.len(), "2026-11-23T11:00:00.123456Z".len(), "{now}");
+    }
+
+    #[derive(Serialize)]
+    struct Nothing {}
+
+    /// The line as serde wrote it before the shared fields were written by hand.
+    #[derive(Serialize)]
+    struct Reference<'a, T: Serialize> {
+        ts: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(flatten)]
+        session: &'a SessionInfo,
+        #[serde(flatten)]
+        extra: &'a T,
+    }
+
+    fn reference(e: &AuditEvent) -> Vec<u8> {
+        fn line<T: Serialize>(e: &AuditEvent, extra: &T) -> Vec<u8> {
+            let mut v = serde_json::to_vec(&Reference {
+                ts: e.ts(),
+                kind: e.kind(),
+                session: e.session(),
+                extra,
+            })
+            .unwrap();
+            v.push(b'\n');
+            v
+        }
+        match e {
+            AuditEvent::SessionStart { .. } => line(e, &Nothing {}),
+            AuditEvent::AuthFailure { failure, .. } => line(e, failure),
+            AuditEvent::SessionEnd { end, .. } => line(e, end),
+            AuditEvent::Statement { statement, .. } => line(e, &statement.fields()),
+            AuditEvent::Cancel { cancel, .. } => line(e, cancel),
+            AuditEvent::ConnectionRefused { refusal, .. } => line(e, refusal),
+            AuditEvent::Admin { admin, .. } => line(e, admin),
+        }
+    }
+
+    #[test]
+    fn lines_are_byte_for_byte_what_serde_wrote() {
+        let odd = Arc::new(SessionInfo {
+            session_id: "s\"1\\".into(),
+            user: Some("al\nice \u{1} é 😀".into()),
+            database: None,
+            client_addr: "2001:db8::1".parse().unwrap(),
+            client_port: 65_535,
+            application_name: Some("psql\t\"x\"".into()),
+            tls: true,
+            auth_method: None,
+            upstream_auth_method: Some("scram-sha-256-plus".into()),
+            service: true,
+        });
+        let plain = Arc::new(SessionInfo::connection(
+            "abc-7".into(),
+            "10.0.0.1:5432".parse().unwrap(),
+        ));
+        let config = Arc::new(
+            crate::snapshot::load_str("[listen.tls]\nmode = \"disable\"\n", "t.toml".as_ref())
+                .unwrap(),
+        );
+        for session in [odd, plain] {
+            let ts = || "2026-01-02T03:04:05.000006Z".to_string();
+            let mut events = vec![
+                AuditEvent::SessionStart {
+                    ts: ts(),
+                    session: session.clone(),
+                },
+                AuditEvent::AuthFailure {
+                    ts: ts(),
+                    session: session.clone(),
+                    failure: AuthFailure {
+                        sqlstate: None,
+                        reason: "bad \"pw\"".into(),
+                        blocked_until: Some(ts()),
+                    },
+                },
+                AuditEvent::SessionEnd {
+                    ts: ts(),
+                    session: session.clone(),
+                    end: SessionEnd {
+                        duration_ms: 1,
+                        bytes_in: 2,
+                        bytes_out: 3,
+                        ended_by: None,
+                    },
+                },
+                AuditEvent::ConnectionRefused {
+                    ts: ts(),
+                    session: session.clone(),
+                    refusal: ConnectionRefused {
+                        reason: "rate",
+                        refused_since_last: 4,
+                    },
+                },
+                AuditEvent::Admin {
+                    ts: ts(),
+                    session: session.clone(),
+                    admin: AdminAction {
+                        action: "KILL",
+                        target: None,
+                        result: "ok",
+                        detail: Some("x\u{7}".into()),
+                    },
+                },
+            ];
+            // Statement events as a session makes them: a simple query of two statements.
+            let mut tracker = super::super::Tracker::new(
+                config.clone(),
+                Arc::new(crate::metrics::Metrics::new()),
+                session.clone(),
+            );
+            let query = b"SELECT 'it''s \"x\"\n', 1.5; UPDATE t SET a = 2\0";
+            let want = tracker.client_wants(b'Q', query.len());
+            tracker.client_frame(b'Q', &query[..want.min(query.len())]);
+            for (tag, body) in [
+                (b'C', &b"SELECT 1\0"[..]),
+                (b'E', &b"SERROR\0C42P01\0Mno \"t\"\0\0"[..]),
+                (b'Z', &b"I"[..]),
+            ] {
+                let want = tracker.server_wants(tag, body.len());
+                tracker.server_frame(tag, &body[..want.min(body.len())]);
+            }
+            let statements = tracker.take_events();
+            assert!(statements.len() >= 2, "{statements:?}");
+            // And one with every optional field set, each class and parse path.
+            if let Some(AuditEvent::Statement { statement, .. }) = statements.first() {
+                for (i, class) in [
+                    crate::sql::Class::Read,
+                    crate::sql::Class::Write,
+                    crate::sql::Class::Function,
+                    crate::sql::Class::Role,
+                    crate::sql::Class::Ddl,
+                    crate::sql::Class::Misc,
+                    crate::sql::Class::MiscSet,
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let mut st = statement.clone();
+                    let mut classification = (*st.class).clone();
+                    classification.class = class;
+                    classification.parse = if i % 2 == 0 {
+                        crate::sql::ParsePath::Tokens
+                    } else {
+                        crate::sql::ParsePath::Ast
+                    };
+                    st.class = Arc::new(classification);
+                    st.extra_objects = vec![crate::sql::Object {
+                        kind: "FUNCTION".into(),
+                        name: "f\"1".into(),
+                    }];
+                    st.prepared_statement = Some("select $1".into());
+                    st.cursor_query = Some("select \\".into());
+                    st.uncaptured = Some(super::super::statement::Uncaptured {
+                        bytes: 10,
+                        statements_run: 2,
+                        statements_estimate: 3,
+                    });
+                    st.role = Some("r\u{2}".into());
+                    st.outcome = super::super::statement::Outcome::Denied;
+                    st.rows = None;
+                    st.rows_total = Some(u64::MAX);
+                    st.duration_ms = Some(f64::NAN);
+                    st.parameters = Some(vec!["a\"".to_string(), String::new()].into());
+                    st.denied_by = Some("rule-1".into());
+                    events.push(AuditEvent::Statement {
+                        ts: ts(),
+                        session: session.clone(),
+                        statement: st,
+                    });
+                }
+            }
+            events.extend(statements);
+            for e in &events {
+                let mut out = b"before".to_vec();
+                e.write_json(&mut out).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&out[6..]),
+                    String::from_utf8_lossy(&reference(e)),
+                    "{}",
+                    e.kind()
+                );
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod event;
 mod fate;
+mod json;
 mod logfile;
 mod messages;
 mod pgaudit;

@@ -88,8 +88,11 @@ pub struct Uncaptured {
     pub statements_estimate: u64,
 }
 
+/// The event's own fields as serde would write them: the reference the hand-written
+/// [`StatementEvent::write_json_fields`] is tested against.
+#[cfg(test)]
 #[derive(Serialize)]
-struct Fields<'a> {
+pub(super) struct Fields<'a> {
     statement_id: u64,
     substatement_id: u32,
     class: Class,
@@ -121,8 +124,10 @@ struct Fields<'a> {
 }
 
 /// The classification's objects followed by the event's own, as one JSON array.
+#[cfg(test)]
 struct Objects<'a>(&'a [Object], &'a [Object]);
 
+#[cfg(test)]
 impl Serialize for Objects<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().chain(self.1.iter()))
@@ -145,7 +150,8 @@ impl StatementEvent {
     }
 
     /// The serialisable view of the event's own fields.
-    pub(super) fn fields(&self) -> impl Serialize + '_ {
+    #[cfg(test)]
+    pub(super) fn fields(&self) -> Fields<'_> {
         Fields {
             statement_id: self.statement_id,
             substatement_id: self.substatement_id,
@@ -169,6 +175,95 @@ impl StatementEvent {
             duration_ms: self.duration_ms,
             parameters: self.parameters.as_deref(),
             denied_by: self.denied_by.as_deref(),
+        }
+    }
+}
+
+impl StatementEvent {
+    /// Appends the event's own fields (without braces) as serde wrote [`Fields`]: same
+    /// order, same bytes; absent optional fields are left out where `Fields` skips them.
+    pub(super) fn write_json_fields(&self, out: &mut Vec<u8>) {
+        use super::json;
+        out.extend_from_slice(b"\"statement_id\":");
+        json::u64(out, self.statement_id);
+        out.extend_from_slice(b",\"substatement_id\":");
+        json::u64(out, u64::from(self.substatement_id));
+        out.extend_from_slice(b",\"class\":\"");
+        out.extend_from_slice(self.class.class.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"command\":");
+        json::string(out, &self.class.command);
+        out.extend_from_slice(b",\"objects\":[");
+        for (i, o) in self.objects().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"type\":");
+            json::string(out, &o.kind);
+            out.extend_from_slice(b",\"name\":");
+            json::string(out, &o.name);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"statement\":");
+        json::string(out, &self.statement);
+        if let Some(text) = &self.prepared_statement {
+            out.extend_from_slice(b",\"prepared_statement\":");
+            json::string(out, text);
+        }
+        if let Some(text) = &self.cursor_query {
+            out.extend_from_slice(b",\"cursor_query\":");
+            json::string(out, text);
+        }
+        if let Some(u) = &self.uncaptured {
+            out.extend_from_slice(b",\"uncaptured\":{\"bytes\":");
+            json::u64(out, u.bytes);
+            out.extend_from_slice(b",\"statements_run\":");
+            json::u64(out, u.statements_run);
+            out.extend_from_slice(b",\"statements_estimate\":");
+            json::u64(out, u.statements_estimate);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"protocol\":");
+        json::string(out, self.protocol);
+        out.extend_from_slice(match self.class.parse {
+            ParsePath::Ast => b",\"parse\":\"ast\"",
+            ParsePath::Tokens => b",\"parse\":\"tokens\"",
+        });
+        out.extend_from_slice(b",\"user_kind\":\"");
+        out.extend_from_slice(self.user_kind().as_bytes());
+        out.extend_from_slice(if self.noise {
+            b"\",\"noise\":true"
+        } else {
+            b"\",\"noise\":false"
+        });
+        out.extend_from_slice(b",\"role\":");
+        json::opt_string(out, self.role.as_deref());
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"sqlstate\":");
+        json::opt_string(out, self.sqlstate.as_deref());
+        out.extend_from_slice(b",\"error\":");
+        json::opt_string(out, self.error.as_deref());
+        out.extend_from_slice(b",\"rows\":");
+        json::opt_u64(out, self.rows);
+        if let Some(total) = self.rows_total {
+            out.extend_from_slice(b",\"rows_total\":");
+            json::u64(out, total);
+        }
+        out.extend_from_slice(b",\"duration_ms\":");
+        json::opt_f64(out, self.duration_ms);
+        if let Some(parameters) = &self.parameters {
+            out.extend_from_slice(b",\"parameters\":[");
+            for (i, p) in parameters.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::string(out, p);
+            }
+            out.push(b']');
+        }
+        if let Some(rule) = &self.denied_by {
+            out.extend_from_slice(b",\"denied_by\":");
+            json::string(out, rule);
         }
     }
 }
