@@ -1,7 +1,7 @@
 //! The `statement` event: one executed (or failed, or skipped) statement with its
 //! classification and the server's verdict.
 
-use crate::sql::{Class, Classification, Object, ParsePath};
+use crate::sql::{Classification, Object, ParsePath};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -95,7 +95,7 @@ pub struct Uncaptured {
 pub(super) struct Fields<'a> {
     statement_id: u64,
     substatement_id: u32,
-    class: Class,
+    class: crate::sql::Class,
     command: &'a str,
     objects: Objects<'a>,
     statement: &'a str,
