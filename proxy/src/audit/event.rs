@@ -473,7 +473,7 @@ mod tests {
                 Arc::new(crate::metrics::Metrics::new()),
                 session.clone(),
             );
-            let query = b"SELECT 'it''s \"x\"\n', 1.5; UPDATE t SET a = 2\0";
+            let query = b"SELECT 'it''s \"x\"\n\"}\n{\"type\":\"forged', 1.5; UPDATE t SET a = 2\0";
             let want = tracker.client_wants(b'Q', query.len());
             tracker.client_frame(b'Q', &query[..want.min(query.len())]);
             for (tag, body) in [
@@ -538,6 +538,15 @@ mod tests {
             for e in &events {
                 let mut out = b"before".to_vec();
                 e.write_json(&mut out).unwrap();
+                // Whatever the text holds (quotes, newlines, control bytes), it is one line
+                // that parses: SQL cannot forge a line of its own.
+                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+                assert!(out.ends_with(b"\n"));
+                let parsed: serde_json::Value = serde_json::from_slice(&out[6..]).unwrap();
+                assert_eq!(parsed["type"], e.kind());
+                if let AuditEvent::Statement { statement, .. } = e {
+                    assert_eq!(parsed["statement"], &*statement.statement);
+                }
                 assert_eq!(
                     String::from_utf8_lossy(&out[6..]),
                     String::from_utf8_lossy(&reference(e)),

@@ -305,14 +305,15 @@ impl Tracker {
             beyond.captured_bytes = body.len() as u64;
             beyond.captured_statements = pieces.len() as u64;
         }
-        self.console.current = pieces.first().map(|p| (p.class.clone(), Instant::now()));
+        let started = Instant::now();
+        self.console.current = pieces.first().map(|p| (p.class.clone(), started));
         let id = self.take_id();
         self.push(Pending::Query {
             id,
             pieces,
             done: 0,
             truncated,
-            started: Instant::now(),
+            started,
             beyond,
         });
     }
@@ -369,16 +370,17 @@ impl Tracker {
             return self.deny_extended(st, params, d);
         }
         let portal = self.registry.portal(&name);
+        let started = Instant::now();
         if let Some(st) = portal.as_ref().and_then(|p| p.prepared()) {
             self.shadow.sent(&st);
-            self.console.current = Some((st.class.clone(), Instant::now()));
+            self.console.current = Some((st.class.clone(), started));
         }
         let id = self.take_id();
         self.push(Pending::Execute {
             id,
             portal,
             name,
-            started: Instant::now(),
+            started,
             max_rows,
         });
     }

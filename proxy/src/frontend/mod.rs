@@ -25,6 +25,7 @@ pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod threads;
+mod woken;
 
 use crate::audit::AuditSink;
 use crate::backend::BackendError;

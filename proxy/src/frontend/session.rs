@@ -659,7 +659,8 @@ async fn relay_session(
         Killed(KillReason),
     }
     // What ends the session from outside: shutdown, or KILL (a console command, a block).
-    let stopped = async {
+    // Polled only when one of its channels woke it, not on every message of the session.
+    let stopped = super::woken::WhenWoken::new(async {
         tokio::select! {
             _ = force_close.wait_for(|&v| v) => End::Shutdown,
             r = kill.wait_for(Option::is_some) => match r {
@@ -671,7 +672,7 @@ async fn relay_session(
                 Err(_) => End::Shutdown,
             },
         }
-    };
+    });
     tokio::pin!(stopped);
     // A session where statements may be refused holds the frames that may be replaced.
     let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
