@@ -281,7 +281,12 @@ impl Tracker {
 
     fn on_query(&mut self, body: &[u8]) {
         let truncated = body.last() != Some(&0);
-        let sql = String::from_utf8_lossy(body.split(|&b| b == 0).next().unwrap_or_default());
+        let text = body.split(|&b| b == 0).next().unwrap_or_default();
+        // Valid UTF-8 (nearly always) is checked by the fast validator, not the lossy one.
+        let sql = match std::str::from_utf8(text) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(text),
+        };
         let mut pieces = self.config.classifier.classify_query_with(&sql, self.scs);
         if let Some(d) = self.refusal(&pieces, truncated) {
             if truncated {

@@ -7,6 +7,7 @@ use super::login::{login, LoggedIn, LoginRequest};
 use super::negotiate::{negotiate, Opening};
 use super::registry::{Entry, KillReason};
 use super::relay::{self, Activity, Backlog, ByteCounter, ClientSide, Events, PumpEnd, ServerSide};
+use super::woken::WhenWoken;
 use super::{proxy_protocol, FrontendError, Shared};
 use crate::audit::{
     now_rfc3339, AuditEvent, AuthFailure, ConnectionRefused, SessionEnd, SessionInfo, Tracker,
@@ -660,7 +661,7 @@ async fn relay_session(
     }
     // What ends the session from outside: shutdown, or KILL (a console command, a block).
     // Polled only when one of its channels woke it, not on every message of the session.
-    let stopped = super::woken::WhenWoken::new(async {
+    let stopped = WhenWoken::new(async {
         tokio::select! {
             _ = force_close.wait_for(|&v| v) => End::Shutdown,
             r = kill.wait_for(Option::is_some) => match r {
@@ -676,17 +677,21 @@ async fn relay_session(
     tokio::pin!(stopped);
     // A session where statements may be refused holds the frames that may be replaced.
     let enforcing = tracker.lock().is_ok_and(|t| t.enforcing());
+    // Each direction is polled only when its own socket (or wait) woke the task: a reply
+    // from the server does not poll the client's side, which has nothing to read.
     let end = if enforcing {
         use crate::enforce::relay::pump;
         tokio::select! {
-            e = pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
-            e = pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+            biased;
+            e = WhenWoken::new(pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events)) => End::Server(e),
+            e = WhenWoken::new(pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog)) => End::Client(e),
             e = &mut stopped => e,
         }
     } else {
         tokio::select! {
-            e = relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog) => End::Client(e),
-            e = relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events) => End::Server(e),
+            biased;
+            e = WhenWoken::new(relay::pump(&mut sr, &mut cw, l.server_leftover, &mut s_scan, &mut s_obs, &mut bytes_out, &events)) => End::Server(e),
+            e = WhenWoken::new(relay::pump(&mut cr, &mut sw, l.client_leftover, &mut c_scan, &mut c_obs, &mut bytes_in, &backlog)) => End::Client(e),
             e = &mut stopped => e,
         }
     };
