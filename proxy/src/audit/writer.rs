@@ -254,18 +254,13 @@ impl AuditSink {
     /// on before their results may reach the client: the last one's durability stands for
     /// all, as one writer writes them in queue order.
     pub async fn emit_statements(&self, events: Vec<AuditEvent>, policy: Backpressure) -> Durable {
-        if let Some(inline) = &self.inline {
-            for e in &events {
-                self.detector.observe(e, e.session().service);
+        let events = match self.append_inline(events) {
+            Ok(ticket) => {
+                self.finish_inline(ticket).await;
+                return Durable(None);
             }
-            if let Some(ticket) = inline.append(events, &self.metrics) {
-                if has_company() {
-                    tokio::task::yield_now().await;
-                }
-                inline.commit(ticket, &self.metrics);
-            }
-            return Durable(None);
-        }
+            Err(events) => events,
+        };
         let mut rx = None;
         let last_logged = events.iter().rposition(|e| match e {
             AuditEvent::Statement { statement, .. } => statement.logged,
@@ -282,6 +277,36 @@ impl AuditSink {
             self.queue_statement(e, policy, ack).await;
         }
         Durable(rx)
+    }
+
+    /// With `written` (the sessions write the file themselves): the detector sees the
+    /// events and their lines join the open group. `Ok(Some(ticket))`: the lines are to be
+    /// written by [`AuditSink::commit_inline`] before the statements' results go on (after
+    /// letting the loop's other ready sessions add theirs, see [`AuditSink::has_company`]).
+    /// `Err`: not inline; the events go through [`AuditSink::emit_statements`].
+    ///
+    /// Not async, so that a session's relay can hand events over without a boxed future.
+    pub fn append_inline(&self, events: Vec<AuditEvent>) -> Result<Option<u64>, Vec<AuditEvent>> {
+        let Some(inline) = &self.inline else {
+            return Err(events);
+        };
+        for e in &events {
+            self.detector.observe(e, e.session().service);
+        }
+        Ok(inline.append(events, &self.metrics))
+    }
+
+    /// After [`AuditSink::append_inline`]: once the loop's other ready sessions had their
+    /// turn to add lines (when there are any), writes the group holding `ticket`'s lines
+    /// unless another session did already. A small future: no allocation per batch.
+    pub async fn finish_inline(&self, ticket: Option<u64>) {
+        let (Some(ticket), Some(inline)) = (ticket, &self.inline) else {
+            return;
+        };
+        if has_company() {
+            tokio::task::yield_now().await;
+        }
+        inline.commit(ticket, &self.metrics);
     }
 
     async fn queue_statement(

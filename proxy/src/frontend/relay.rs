@@ -236,12 +236,19 @@ impl Events<'_> {
         if events.is_empty() {
             return;
         }
-        // Boxed: the hand-over's state is allocated per batch of events instead of being
-        // carried by the server direction's future, which lives as long as the session.
-        Box::pin(self.sink.emit_statements(events, self.backpressure))
-            .await
-            .wait()
-            .await;
+        // Written by the session itself (`written`, the default): no future to allocate.
+        match self.sink.append_inline(events) {
+            Ok(ticket) => self.sink.finish_inline(ticket).await,
+            Err(events) => {
+                // Boxed: the queue's hand-over state is allocated per batch of events
+                // instead of being carried by the server direction's future, which lives
+                // as long as the session.
+                Box::pin(self.sink.emit_statements(events, self.backpressure))
+                    .await
+                    .wait()
+                    .await
+            }
+        }
     }
 }
 
