@@ -65,6 +65,7 @@ fn statement(user: &str, service: bool) -> AuditEvent {
             duration_ms: Some(0.1),
             parameters: None,
             denied_by: None,
+            session_json: None,
         }),
     }
 }

@@ -259,7 +259,17 @@ impl AuditEvent {
         out.extend_from_slice(b",\"type\":\"");
         out.extend_from_slice(self.kind().as_bytes());
         out.extend_from_slice(b"\",");
-        self.session().write_json_fields(out);
+        match self {
+            AuditEvent::Statement {
+                statement, session, ..
+            } if statement.session_json.is_some() => {
+                let cached = statement.session_json.as_deref().unwrap_or_default();
+                // The tests and the debug build check the copy against the session itself.
+                debug_assert_eq!(cached, &*session.json_fields());
+                out.extend_from_slice(cached);
+            }
+            _ => self.session().write_json_fields(out),
+        }
         // The event's own fields, written by serde as an object whose opening brace then
         // becomes the comma after the session's fields.
         let own = out.len();
@@ -301,6 +311,14 @@ impl AuditEvent {
 }
 
 impl SessionInfo {
+    /// The session's fields as [`AuditEvent::write_json`] writes them, for a session to
+    /// keep and reuse on each of its statement lines.
+    pub fn json_fields(&self) -> Arc<[u8]> {
+        let mut out = Vec::with_capacity(256);
+        self.write_json_fields(&mut out);
+        out.into()
+    }
+
     /// Appends the session's fields, in their declared order, without braces.
     fn write_json_fields(&self, out: &mut Vec<u8>) {
         use super::json;

@@ -74,6 +74,9 @@ pub struct StatementEvent {
     pub parameters: Option<Arc<[String]>>,
     /// For a denied statement: the rule id (or `pgvigil:<reason>` for a built-in refusal).
     pub denied_by: Option<Arc<str>>,
+    /// The session's fields as JSON (`SessionInfo::json_fields` of the event's session),
+    /// when its session made them once for all its lines; written afresh when `None`.
+    pub session_json: Option<Arc<[u8]>>,
 }
 
 /// The part of a simple query past the capture limit, summed up in one event.

@@ -51,6 +51,10 @@ pub struct Tracker {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     session: Arc<SessionInfo>,
+    /// The session's fields as they open every line of the log, written at its first
+    /// logged statement (and again after `application_name` changes) instead of once per
+    /// statement.
+    session_json: Option<Arc<[u8]>>,
     service: bool,
     /// Whether some rule looks at statements: then statements that are not logged
     /// (noise, service accounts) still become events, for the detector only.
@@ -101,6 +105,7 @@ impl Tracker {
             .iter()
             .any(|r| matches!(r.on, On::Statement | On::Error));
         Tracker {
+            session_json: None,
             config,
             metrics,
             session,
@@ -724,6 +729,16 @@ impl Tracker {
             duration_ms,
             parameters: params,
             denied_by: fate.denied_by,
+            session_json: if logged {
+                let session = &self.session;
+                Some(
+                    self.session_json
+                        .get_or_insert_with(|| session.json_fields())
+                        .clone(),
+                )
+            } else {
+                None
+            },
         };
         self.ready.push(AuditEvent::Statement {
             // Only the log prints `ts`: a statement kept for the detector alone skips the
@@ -741,6 +756,7 @@ impl Tracker {
             let mut s = (*self.session).clone();
             s.application_name = Some(name);
             self.session = Arc::new(s);
+            self.session_json = None;
         }
     }
 }

@@ -386,3 +386,37 @@ fn one_long_statement_needs_no_summary() {
     assert_eq!(ev.len(), 1);
     assert!(ev[0].uncaptured.is_none());
 }
+
+#[test]
+fn lines_carry_the_application_name_of_their_moment() {
+    // The session's fields are written once and reused: a name set after the login
+    // (JDBC's SET application_name) must reach the lines after it, and only those.
+    let mut t = tracker("");
+    let mut lines = Vec::new();
+    for name in [None, Some("dbeaver"), Some("dbeaver"), Some("psql")] {
+        if let Some(name) = name {
+            t.set_application_name(name.to_string());
+        }
+        client(&mut t, b'Q', b"SELECT * FROM accounts\0");
+        server(&mut t, b'C', b"SELECT 1\0");
+        server(&mut t, b'Z', b"I");
+        for e in t.take_events() {
+            if let AuditEvent::Statement { statement, .. } = &e {
+                assert!(statement.logged && statement.session_json.is_some());
+            }
+            let mut out = Vec::new();
+            e.write_json(&mut out).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            lines.push(v["application_name"].clone());
+        }
+    }
+    assert_eq!(
+        lines,
+        [
+            serde_json::Value::Null,
+            "dbeaver".into(),
+            "dbeaver".into(),
+            "psql".into()
+        ]
+    );
+}

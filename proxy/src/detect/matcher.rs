@@ -222,6 +222,7 @@ mod tests {
             duration_ms: None,
             parameters: None,
             denied_by: None,
+            session_json: None,
         }
     }
 
