@@ -91,10 +91,12 @@ impl Classifier {
     /// setting: with it off, backslashes escape quotes in ordinary strings, which moves
     /// where statements and literals end.
     pub fn classify_query_with(&self, sql: &str, scs: bool) -> Vec<Statement> {
-        lex::split_with(sql, scs)
+        // One pass splits and fingerprints every piece.
+        self.fingerprints
+            .split_with(sql, scs)
             .into_iter()
-            .filter_map(|r| sql.get(r))
-            .map(|s| self.classify_statement_with(s, scs))
+            .filter_map(|(r, fingerprint)| Some((sql.get(r)?, fingerprint)))
+            .map(|(s, fingerprint)| self.classify_fingerprinted(s, scs, Some(fingerprint)))
             .collect()
     }
 
@@ -105,14 +107,24 @@ impl Classifier {
 
     /// [`Classifier::classify_statement`] for a session's `standard_conforming_strings`.
     pub fn classify_statement_with(&self, sql: &str, scs: bool) -> Statement {
-        let mut st = self.classify_one(sql, scs);
+        self.classify_fingerprinted(sql, scs, None)
+    }
+
+    /// [`Classifier::classify_statement_with`] given the text's fingerprint when it is
+    /// known already (`None`: computed here).
+    fn classify_fingerprinted(&self, sql: &str, scs: bool, fingerprint: Option<u64>) -> Statement {
+        let mut st = self.classify_one(sql, scs, fingerprint);
         st.named = named::read(&st.class.command, sql, scs).map(|command| {
             // One level only: the inner statement's own PREPARE or DECLARE (which the
             // server refuses anyway) is not read, so no text can make this recurse.
             let query = match &command {
                 NamedCommand::Prepare { body, .. } | NamedCommand::Declare { body, .. } => {
                     sql.get(*body..).map(|q| {
-                        self.classify_one(q.trim_end_matches([';', ' ', '\n', '\t', '\r']), scs)
+                        self.classify_one(
+                            q.trim_end_matches([';', ' ', '\n', '\t', '\r']),
+                            scs,
+                            None,
+                        )
                     })
                 }
                 _ => None,
@@ -123,12 +135,13 @@ impl Classifier {
     }
 
     /// Classifies and redacts one statement, without reading names.
-    fn classify_one(&self, sql: &str, scs: bool) -> Statement {
+    fn classify_one(&self, sql: &str, scs: bool, fingerprint: Option<u64>) -> Statement {
         // A statement cut at max_parse_bytes is classified from a prefix whose end depends
         // on the length of its literals, which the literal-blind fingerprint does not see:
         // it neither reads nor fills the cache.
         let cut = scs && sql.len() > self.opts.max_parse_bytes;
-        let key = (!cut).then(|| self.fingerprints.fingerprint_with(sql, scs));
+        let key = (!cut)
+            .then(|| fingerprint.unwrap_or_else(|| self.fingerprints.fingerprint_with(sql, scs)));
         let (class, cache_hit) = match key.and_then(|k| self.cache.get(k)) {
             Some(c) => (c, true),
             None => {

@@ -33,9 +33,30 @@ pub fn split(sql: &str) -> Vec<Range<usize>> {
 /// [`split`] for a session whose `standard_conforming_strings` may be off (backslashes
 /// then escape in `'...'` strings too).
 pub fn split_with(sql: &str, standard_conforming_strings: bool) -> Vec<Range<usize>> {
+    struct Ranges(Vec<Range<usize>>);
+    impl Pieces for Ranges {
+        fn token(&mut self, _: Kind, _: bool, _: &[u8], _: usize) {}
+        fn end(&mut self, piece: Option<Range<usize>>) {
+            self.0.extend(piece);
+        }
+    }
+    let mut out = Ranges(Vec::new());
+    split_into(sql, standard_conforming_strings, &mut out);
+    out.0
+}
+
+/// What [`split_into`] tells as it goes: every token of a piece (whitespace and comments
+/// included, with the offset where it ends), then the piece's end with its range, or
+/// `None` for a piece of nothing but whitespace and comments (dropped).
+trait Pieces {
+    fn token(&mut self, kind: Kind, terminated: bool, text: &[u8], end: usize);
+    fn end(&mut self, piece: Option<Range<usize>>);
+}
+
+/// The one pass behind [`split_with`] and [`Fingerprinter::split_with`].
+fn split_into(sql: &str, standard_conforming_strings: bool, pieces: &mut impl Pieces) {
     let lx = Lexer::new(sql, standard_conforming_strings);
     let bytes = sql.as_bytes();
-    let mut out = Vec::new();
     let mut piece_start = 0;
     let mut significant = false;
     let mut st = SplitState::default();
@@ -47,11 +68,11 @@ pub fn split_with(sql: &str, standard_conforming_strings: bool) -> Vec<Range<usi
         pos = t.end;
         let text = bytes.get(t.start..t.end).unwrap_or(&[]);
         match t.kind {
-            Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
+            Kind::Space | Kind::LineComment | Kind::BlockComment => {
+                pieces.token(t.kind, t.terminated, text, t.end)
+            }
             Kind::Punct if text == b";" && st.paren == 0 && st.atomic == 0 => {
-                if significant {
-                    out.push(trim(bytes, piece_start, t.start));
-                }
+                pieces.end(significant.then(|| trim(bytes, piece_start, t.start)));
                 piece_start = t.end;
                 significant = false;
                 st = SplitState::default();
@@ -59,13 +80,13 @@ pub fn split_with(sql: &str, standard_conforming_strings: bool) -> Vec<Range<usi
             _ => {
                 significant = true;
                 st.feed(t.kind, text);
+                pieces.token(t.kind, t.terminated, text, t.end);
             }
         }
     }
     if significant {
-        out.push(trim(bytes, piece_start, sql.len()));
+        pieces.end(Some(trim(bytes, piece_start, sql.len())));
     }
-    out
 }
 
 /// `start..end` without leading and trailing (PostgreSQL) whitespace.
@@ -202,6 +223,74 @@ impl Fingerprinter {
     pub fn fingerprint_with(&self, sql: &str, standard_conforming_strings: bool) -> u64 {
         let lx = Lexer::new(sql, standard_conforming_strings);
         let bytes = sql.as_bytes();
+        let mut sink = self.sink(standard_conforming_strings);
+        let mut pos = 0;
+        // Whitespace is most tokens; skipping it here saves a dispatch per token.
+        while let Some(t) = lx.token(lx.skip_spaces(pos)) {
+            if t.end <= pos {
+                break;
+            }
+            pos = t.end;
+            sink.token(
+                t.kind,
+                t.terminated,
+                bytes.get(t.start..t.end).unwrap_or(&[]),
+            );
+        }
+        sink.finish()
+    }
+
+    /// [`split_with`] and each piece's [`Fingerprinter::fingerprint_with`] (the same
+    /// values), in one pass over the text instead of one to split and one per piece.
+    pub fn split_with(
+        &self,
+        sql: &str,
+        standard_conforming_strings: bool,
+    ) -> Vec<(Range<usize>, u64)> {
+        struct Hashed<'a> {
+            fingerprinter: &'a Fingerprinter,
+            sql: &'a str,
+            scs: bool,
+            sink: Sink,
+            last_end: usize,
+            out: Vec<(Range<usize>, u64)>,
+        }
+        impl Pieces for Hashed<'_> {
+            fn token(&mut self, kind: Kind, terminated: bool, text: &[u8], end: usize) {
+                self.sink.token(kind, terminated, text);
+                self.last_end = end;
+            }
+            fn end(&mut self, piece: Option<Range<usize>>) {
+                let sink = std::mem::replace(&mut self.sink, self.fingerprinter.sink(self.scs));
+                let Some(range) = piece else {
+                    return;
+                };
+                // A token left open at the end of the text (`U&"...`) also holds the
+                // trailing whitespace the piece's range leaves out: lexed on its own the
+                // piece ends that token sooner, so hash the piece on its own.
+                let fingerprint = if self.last_end > range.end {
+                    let text = self.sql.get(range.clone()).unwrap_or_default();
+                    self.fingerprinter.fingerprint_with(text, self.scs)
+                } else {
+                    sink.finish()
+                };
+                self.out.push((range, fingerprint));
+            }
+        }
+        let mut hashed = Hashed {
+            fingerprinter: self,
+            sql,
+            scs: standard_conforming_strings,
+            sink: self.sink(standard_conforming_strings),
+            last_end: 0,
+            out: Vec::new(),
+        };
+        split_into(sql, standard_conforming_strings, &mut hashed);
+        hashed.out
+    }
+
+    /// A fresh token stream's hash state.
+    fn sink(&self, standard_conforming_strings: bool) -> Sink {
         let mut sink = Sink {
             hasher: self.state.build_hasher(),
             buf: [0; SINK_BUF],
@@ -210,45 +299,7 @@ impl Fingerprinter {
         if !standard_conforming_strings {
             sink.byte(FP_NONSTANDARD_STRINGS);
         }
-        let mut pos = 0;
-        // Whitespace is most tokens; skipping it here saves a dispatch per token.
-        while let Some(t) = lx.token(lx.skip_spaces(pos)) {
-            if t.end <= pos {
-                break;
-            }
-            pos = t.end;
-            let text = bytes.get(t.start..t.end).unwrap_or(&[]);
-            let kind = match t.kind {
-                Kind::BlockComment if !t.terminated => {
-                    sink.byte(FP_UNTERMINATED);
-                    continue;
-                }
-                Kind::Space | Kind::LineComment | Kind::BlockComment => continue,
-                Kind::Str(_) | Kind::Dollar | Kind::Number => {
-                    sink.byte(if t.terminated {
-                        FP_LITERAL
-                    } else {
-                        FP_UNTERMINATED
-                    });
-                    continue;
-                }
-                Kind::Word => {
-                    sink.byte(FP_WORD);
-                    sink.varint(text.len());
-                    sink.bytes(text, true);
-                    continue;
-                }
-                Kind::QuotedIdent => FP_QUOTED_IDENT,
-                Kind::Param => FP_PARAM,
-                Kind::Op => FP_OP,
-                Kind::Punct => FP_PUNCT,
-                Kind::Other => FP_OTHER,
-            };
-            sink.byte(kind);
-            sink.varint(text.len());
-            sink.bytes(text, false);
-        }
-        sink.finish()
+        sink
     }
 }
 
@@ -312,6 +363,40 @@ impl Sink {
                 self.n += chunk.len();
             }
         }
+    }
+
+    /// Adds one token as the fingerprint hashes it (whitespace and closed comments not
+    /// at all; literals as a placeholder; unquoted words lowercased).
+    fn token(&mut self, kind: Kind, terminated: bool, text: &[u8]) {
+        let kind = match kind {
+            Kind::BlockComment if !terminated => {
+                self.byte(FP_UNTERMINATED);
+                return;
+            }
+            Kind::Space | Kind::LineComment | Kind::BlockComment => return,
+            Kind::Str(_) | Kind::Dollar | Kind::Number => {
+                self.byte(if terminated {
+                    FP_LITERAL
+                } else {
+                    FP_UNTERMINATED
+                });
+                return;
+            }
+            Kind::Word => {
+                self.byte(FP_WORD);
+                self.varint(text.len());
+                self.bytes(text, true);
+                return;
+            }
+            Kind::QuotedIdent => FP_QUOTED_IDENT,
+            Kind::Param => FP_PARAM,
+            Kind::Op => FP_OP,
+            Kind::Punct => FP_PUNCT,
+            Kind::Other => FP_OTHER,
+        };
+        self.byte(kind);
+        self.varint(text.len());
+        self.bytes(text, false);
     }
 
     fn finish(mut self) -> u64 {

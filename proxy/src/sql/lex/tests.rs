@@ -638,3 +638,43 @@ fn redacts_continued_and_parenthesized_passwords() {
         "alter role a password '***' valid until 'infinity'"
     );
 }
+
+#[test]
+fn one_pass_split_and_fingerprints_equal_the_separate_ones() {
+    // The classifier splits a Query and fingerprints its pieces in one pass; the cache
+    // must see the key a piece gets on its own (as a Parse of the same text would).
+    let mut rng = Lcg(0xf1f1);
+    let fp = Fingerprinter::default();
+    let mut texts: Vec<String> = [
+        "select 1; select 2",
+        "create function f() returns int begin atomic select 1; select 2; end; select 3",
+        "create rule r as on insert to t do (insert into a values (1); insert into b values (2)); x",
+        " ; ;select 'a;b' ; /* c; */ select \"q;\" -- t;\n ;",
+        "select $a$ ; $a$; select E'\\'; select 1'; select 2",
+        "select 1 /* open",
+        "select 1; /* only a comment */ ; -- another\n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..2000 {
+        let mut sql = String::new();
+        for _ in 0..rng.next() % 40 {
+            sql.push_str(FRAGMENTS[(rng.next() as usize) % FRAGMENTS.len()]);
+        }
+        texts.push(sql);
+    }
+    for sql in &texts {
+        for scs in [true, false] {
+            let together = fp.split_with(sql, scs);
+            let apart: Vec<_> = split_with(sql, scs)
+                .into_iter()
+                .map(|r| {
+                    let f = fp.fingerprint_with(&sql[r.clone()], scs);
+                    (r, f)
+                })
+                .collect();
+            assert_eq!(together, apart, "{sql:?} scs={scs}");
+        }
+    }
+}
