@@ -205,6 +205,24 @@ impl Inline {
 
 /// Whether other tasks share this event loop: only then can waiting for them to append
 /// their lines save a write. A session alone on its thread writes at once.
+/// Lets every task already ready on this event loop run once, then returns. Not
+/// `tokio::task::yield_now`: that defers the wake-up until the loop has polled the
+/// sockets again, which cost a non-blocking `epoll_wait` per group (measured: 0.27 per
+/// transaction at 16 clients). Waking itself puts the task at the back of the loop's
+/// queue, behind the sessions the same poll made ready: those are the ones whose lines
+/// join the group.
+fn behind_the_ready() -> impl std::future::Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+}
+
 fn has_company() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_alive_tasks() > 1)
 }
@@ -304,7 +322,7 @@ impl AuditSink {
             return;
         };
         if has_company() {
-            tokio::task::yield_now().await;
+            behind_the_ready().await;
         }
         inline.commit(ticket, &self.metrics);
     }
