@@ -334,11 +334,8 @@ impl SessionInfo {
         json::u64(out, u64::from(self.client_port));
         out.extend_from_slice(b",\"application_name\":");
         json::opt_string(out, self.application_name.as_deref());
-        out.extend_from_slice(if self.tls {
-            b",\"tls\":true"
-        } else {
-            b",\"tls\":false"
-        });
+        out.extend_from_slice(b",\"tls\":");
+        json::boolean(out, self.tls);
         out.extend_from_slice(b",\"auth_method\":");
         json::opt_string(out, self.auth_method.as_deref());
         out.extend_from_slice(b",\"upstream_auth_method\":");

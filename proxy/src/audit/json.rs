@@ -36,6 +36,11 @@ pub fn u64(out: &mut Vec<u8>, n: u64) {
     let _ = CompactFormatter.write_u64(out, n);
 }
 
+/// Appends `true` or `false`.
+pub fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
 /// Appends `Some(n)` as a number and `None` as `null`.
 pub fn opt_u64(out: &mut Vec<u8>, n: Option<u64>) {
     match n {

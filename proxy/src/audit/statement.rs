@@ -233,11 +233,8 @@ impl StatementEvent {
         });
         out.extend_from_slice(b",\"user_kind\":\"");
         out.extend_from_slice(self.user_kind().as_bytes());
-        out.extend_from_slice(if self.noise {
-            b"\",\"noise\":true"
-        } else {
-            b"\",\"noise\":false"
-        });
+        out.extend_from_slice(b"\",\"noise\":");
+        json::boolean(out, self.noise);
         out.extend_from_slice(b",\"role\":");
         json::opt_string(out, self.role.as_deref());
         out.extend_from_slice(b",\"outcome\":\"");
