@@ -12,10 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-/// Polls `F` on its first poll and afterwards only when `F`'s waker was woken.
-pub struct WhenWoken<F> {
-    inner: Pin<Box<F>>,
-    flag: Arc<Flag>,
+pin_project_lite::pin_project! {
+    /// Polls `F` on its first poll and afterwards only when `F`'s waker was woken.
+    pub struct WhenWoken<F> {
+        // Inline, not boxed: a session holds three of these for its whole life, idle or not.
+        #[pin]
+        inner: F,
+        flag: Arc<Flag>,
+    }
 }
 
 struct Flag {
@@ -34,11 +38,10 @@ impl Wake for Flag {
 }
 
 impl<F: Future> WhenWoken<F> {
-    /// Wraps `inner` (boxed: a session carries it for its whole life, so its state is
-    /// allocated once rather than enlarging the session's own future).
+    /// Wraps `inner`.
     pub fn new(inner: F) -> WhenWoken<F> {
         WhenWoken {
-            inner: Box::pin(inner),
+            inner,
             flag: Arc::new(Flag {
                 woken: AtomicBool::new(true),
                 task: atomic_waker::AtomicWaker::new(),
@@ -50,15 +53,16 @@ impl<F: Future> WhenWoken<F> {
 impl<F: Future> Future for WhenWoken<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
         // Registered before the flag is read: a wake in between is not lost.
-        self.flag.task.register(cx.waker());
-        if !self.flag.woken.swap(false, Ordering::AcqRel) {
+        this.flag.task.register(cx.waker());
+        if !this.flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let waker = Waker::from(self.flag.clone());
+        let waker = Waker::from(this.flag.clone());
         let mut own = Context::from_waker(&waker);
-        self.inner.as_mut().poll(&mut own)
+        this.inner.poll(&mut own)
     }
 }
 
