@@ -259,16 +259,18 @@ impl AuditEvent {
         out.extend_from_slice(b",\"type\":\"");
         out.extend_from_slice(self.kind().as_bytes());
         out.extend_from_slice(b"\",");
-        match self {
-            AuditEvent::Statement {
-                statement, session, ..
-            } if statement.session_json.is_some() => {
-                let cached = statement.session_json.as_deref().unwrap_or_default();
+        // A statement's session made its fields once for all its lines.
+        let cached = match self {
+            AuditEvent::Statement { statement, .. } => statement.session_json.as_deref(),
+            _ => None,
+        };
+        match cached {
+            Some(fields) => {
                 // The tests and the debug build check the copy against the session itself.
-                debug_assert_eq!(cached, &*session.json_fields());
-                out.extend_from_slice(cached);
+                debug_assert_eq!(fields, &*self.session().json_fields());
+                out.extend_from_slice(fields);
             }
-            _ => self.session().write_json_fields(out),
+            None => self.session().write_json_fields(out),
         }
         // The event's own fields, written by serde as an object whose opening brace then
         // becomes the comma after the session's fields.

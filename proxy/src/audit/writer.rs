@@ -203,8 +203,6 @@ impl Inline {
     }
 }
 
-/// Whether other tasks share this event loop: only then can waiting for them to append
-/// their lines save a write. A session alone on its thread writes at once.
 /// Lets every task already ready on this event loop run once, then returns. Not
 /// `tokio::task::yield_now`: that defers the wake-up until the loop has polled the
 /// sockets again, which cost a non-blocking `epoll_wait` per group (measured: 0.27 per
@@ -223,6 +221,8 @@ fn behind_the_ready() -> impl std::future::Future<Output = ()> {
     })
 }
 
+/// Whether other tasks share this event loop: only then can waiting for them to append
+/// their lines save a write. A session alone on its thread writes at once.
 fn has_company() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_alive_tasks() > 1)
 }
@@ -268,17 +268,12 @@ impl AuditSink {
         self.queue_statement(event, policy, None).await;
     }
 
-    /// Queues a session's completed statement events (in order) and returns what to wait
-    /// on before their results may reach the client: the last one's durability stands for
-    /// all, as one writer writes them in queue order.
-    pub async fn emit_statements(&self, events: Vec<AuditEvent>, policy: Backpressure) -> Durable {
-        let events = match self.append_inline(events) {
-            Ok(ticket) => {
-                self.finish_inline(ticket).await;
-                return Durable(None);
-            }
-            Err(events) => events,
-        };
+    /// Queues a session's completed statement events (in order) for the writer thread
+    /// (`synced`; with the other modes sessions write themselves, see
+    /// [`AuditSink::append_inline`]) and returns what to wait on before their results may
+    /// reach the client: the last one's durability stands for all, as one writer writes
+    /// them in queue order.
+    pub async fn queue_statements(&self, events: Vec<AuditEvent>, policy: Backpressure) -> Durable {
         let mut rx = None;
         let last_logged = events.iter().rposition(|e| match e {
             AuditEvent::Statement { statement, .. } => statement.logged,
@@ -297,11 +292,10 @@ impl AuditSink {
         Durable(rx)
     }
 
-    /// With `written` (the sessions write the file themselves): the detector sees the
-    /// events and their lines join the open group. `Ok(Some(ticket))`: the lines are to be
-    /// written by [`AuditSink::commit_inline`] before the statements' results go on (after
-    /// letting the loop's other ready sessions add theirs, see [`AuditSink::has_company`]).
-    /// `Err`: not inline; the events go through [`AuditSink::emit_statements`].
+    /// With `written` and `queued` (the sessions write the file themselves): the detector
+    /// sees the events and their lines join the open group. `Ok(ticket)`: the lines are
+    /// written by [`AuditSink::finish_inline`], to be awaited before the statements'
+    /// results go on. `Err`: not inline; the events go to [`AuditSink::queue_statements`].
     ///
     /// Not async, so that a session's relay can hand events over without a boxed future.
     pub fn append_inline(&self, events: Vec<AuditEvent>) -> Result<Option<u64>, Vec<AuditEvent>> {

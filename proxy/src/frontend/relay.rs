@@ -243,7 +243,7 @@ impl Events<'_> {
                 // Boxed: the queue's hand-over state is allocated per batch of events
                 // instead of being carried by the server direction's future, which lives
                 // as long as the session.
-                Box::pin(self.sink.emit_statements(events, self.backpressure))
+                Box::pin(self.sink.queue_statements(events, self.backpressure))
                     .await
                     .wait()
                     .await
